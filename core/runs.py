@@ -1,0 +1,100 @@
+"""Starting, refreshing, cancelling and resuming runs: what the CLI and the pages call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core.backends.base import PollResult, get_backend
+from core.errors import BackendError, BackendNotReady, CloudTuneError
+from core.spec import StudySpec
+from core.store import ACTIVE_STATUSES, Store
+
+
+def start_run(
+    store: Store,
+    spec: StudySpec,
+    backend_name: str,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    instance_type: str | None = None,
+    study_id: int | None = None,
+    backend_kwargs: Mapping[str, Any] | None = None,
+) -> int:
+    """Check, forecast and launch ``spec`` on one backend; return the new run's id.
+
+    Args:
+        store: the result store.
+        spec: a validated study spec.
+        backend_name: "local", "sagemaker", "vertex" or "azure".
+        settings: the backend's settings (region, bucket, instance type, ...), no secrets.
+        instance_type: the machine type, stored on the run.
+        study_id: add the run to this study (several platforms, one study); default a new one.
+        backend_kwargs: extra arguments for the backend's constructor (clients, in tests).
+
+    Raises:
+        BackendNotReady: the backend's check found something missing.
+        BackendError: the launch failed.
+    """
+    settings = dict(settings or {})
+    if instance_type:
+        settings.setdefault("instance_type", instance_type)
+    backend = get_backend(backend_name, store, **dict(backend_kwargs or {}))
+    problems = backend.check(settings)
+    if problems:
+        raise BackendNotReady(
+            f"{backend.label} is not ready: " + " ".join(problems), problems=problems
+        )
+    forecast: dict[str, Any] | None = None
+    try:
+        forecast = backend.estimate(spec, settings).to_dict()
+    except CloudTuneError:
+        forecast = None
+    if study_id is None:
+        study_id = store.create_study(spec)
+    run_id = store.create_run(
+        study_id,
+        backend_name,
+        instance_type=settings.get("instance_type"),
+        settings=settings,
+        spec=spec,
+        max_trials=spec.budget.max_trials,
+        forecast=forecast,
+    )
+    try:
+        handle = backend.launch(spec, store.get_run(run_id))
+    except CloudTuneError as err:
+        store.set_run_status(run_id, "failed", error=str(err))
+        raise
+    store.update_run(run_id, handle=handle)
+    return run_id
+
+
+def refresh_run(store: Store, run_id: int, **backend_kwargs: Any) -> PollResult:
+    """Poll one run's backend (when it is active) and return its status."""
+    run = store.get_run(run_id)
+    if run.status not in ACTIVE_STATUSES:
+        return PollResult(status=run.status, detail=run.status_detail, error=run.error)
+    backend = get_backend(run.backend, store, **backend_kwargs)
+    return backend.poll(run)
+
+
+def cancel_run(store: Store, run_id: int, **backend_kwargs: Any) -> None:
+    """Ask the run's backend to stop it; completed trials stay."""
+    run = store.get_run(run_id)
+    if run.status not in ACTIVE_STATUSES:
+        raise BackendError(f"Run {run_id} is already {run.status}; there is nothing to cancel.")
+    get_backend(run.backend, store, **backend_kwargs).cancel(run)
+
+
+def resume_run(store: Store, run_id: int, **backend_kwargs: Any) -> str:
+    """Resume a run whose workers died, where its backend supports it; return the handle."""
+    run = store.get_run(run_id)
+    backend = get_backend(run.backend, store, **backend_kwargs)
+    resume = getattr(backend, "resume", None)
+    if resume is None:
+        raise BackendError(
+            f"{backend.label} runs cannot be resumed from here; monitoring resumes by itself "
+            "from the job name in the store."
+        )
+    return str(resume(run))
