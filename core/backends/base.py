@@ -130,6 +130,23 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class CloudBackend(Backend, Protocol):
+    """A cloud backend also previews its exact request, exports a bundle and imports jobs."""
+
+    def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
+        """Return the exact request the cloud would receive (JSON or YAML text)."""
+        ...
+
+    def export_bundle(self, spec: StudySpec, settings: Mapping[str, Any], dest: str) -> str:
+        """Write the request and the trainer to folder ``dest`` for a user's own pipeline."""
+        ...
+
+    def import_job(self, job_name: str, run: RunRow) -> PollResult:
+        """Attach an existing (e.g. finished) cloud job to ``run`` and read its trials."""
+        ...
+
+
 def get_backend(name: str, store: Store, **kwargs: Any) -> Backend:
     """Build the backend called ``name`` (importing its SDK lazily).
 
