@@ -291,16 +291,16 @@ class Store:
         try:
             self.engine: Engine = self._make_engine(self.url)
             self._prepare()
+        except (ValueError, sa.exc.ArgumentError) as err:  # bad URL
+            raise StoreError(
+                f"The database URL {redact_url(self.url)} is not valid ({err}); give a "
+                "SQLAlchemy URL such as sqlite:///path/to/cloudtune.db."
+            ) from None
         except SQLAlchemyError as err:
             raise StoreError(
                 f"Cannot open the result store at {redact_url(self.url)}: "
                 f"{err.__class__.__name__}: {str(err).splitlines()[0]}. Check CLOUDTUNE_DB "
                 "(or --db) and that the database is reachable."
-            ) from None
-        except ValueError as err:  # bad URL
-            raise StoreError(
-                f"The database URL {redact_url(self.url)} is not valid ({err}); give a "
-                "SQLAlchemy URL such as sqlite:///path/to/cloudtune.db."
             ) from None
 
     @staticmethod
