@@ -495,15 +495,16 @@ def dataset_fingerprint(directory: str | Path) -> str:
 
 
 def cloudtune_home() -> Path:
-    """CloudTune's per-user folder: ``$CLOUDTUNE_HOME`` or the platform's user data folder."""
+    """CloudTune's data folder, as ``core.store.data_home`` finds it but without creating it.
+
+    ``$CLOUDTUNE_HOME``, else the per-user data folder (``~/.local/share/cloudtune`` on Linux).
+    """
     env = os.environ.get("CLOUDTUNE_HOME")
     if env:
         return Path(env).expanduser()
-    try:
-        import platformdirs
-    except ImportError:  # pragma: no cover - platformdirs is a requirement
-        return Path.home() / ".cloudtune"
-    return Path(platformdirs.user_data_path("cloudtune"))
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cloudtune", appauthor=False))
 
 
 def keras_home() -> Path:
