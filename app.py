@@ -3,8 +3,18 @@
 import streamlit as st
 
 st.set_page_config(page_title="CloudTune", page_icon="☁️", layout="wide")
-st.title("CloudTune")
-st.write(
-    "Define a CNN hyperparameter search once, run it locally or on AWS SageMaker, "
-    "Vertex AI and Azure ML, and compare time, cost and accuracy with proper statistics."
-)
+
+pages = {
+    "Study": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/search_space.py", title="Search space", icon=":material/tune:"),
+        st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:"),
+        st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
+    ],
+    "Results": [
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/present.py", title="Present", icon=":material/slideshow:"),
+    ],
+    "Setup": [st.Page("pages/settings.py", title="Settings", icon=":material/settings:")],
+}
+st.navigation(pages).run()

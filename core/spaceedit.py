@@ -1,0 +1,55 @@
+"""Small helpers of the search-space editor: new parameters, value lists, grid sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from core.spec import KNOWN_PARAMS, FloatParam, Param
+
+_NEW: dict[str, dict[str, Any]] = {
+    "learning_rate": {"type": "float", "min": 0.0001, "max": 0.01, "scale": "log"},
+    "batch_size": {"type": "choice", "values": [32, 64, 128]},
+    "dropout_rate": {"type": "float", "min": 0.1, "max": 0.5, "scale": "linear"},
+    "optimizer": {"type": "choice", "values": ["adam", "sgd", "rmsprop"]},
+    "conv_blocks": {"type": "int", "min": 1, "max": 3, "step": 1, "scale": "linear"},
+    "filters": {"type": "choice", "values": [16, 32, 64]},
+    "dense_units": {"type": "choice", "values": [32, 64, 128]},
+    "kernel_size": {"type": "choice", "values": [3, 5]},
+}
+
+
+def new_param(name: str) -> dict[str, Any]:
+    """Return a sensible starting range for a tunable name."""
+    if name not in KNOWN_PARAMS:
+        raise KeyError(name)
+    return {"name": name, **_NEW.get(name, {"type": "fixed", "value": KNOWN_PARAMS[name].default})}
+
+
+def parse_values(text: str) -> list[Any]:
+    """Turn '32, 64, 1e-3, adam' into [32, 64, 0.001, 'adam']."""
+    out: list[Any] = []
+    for part in text.split(","):
+        token = part.strip()
+        if not token:
+            continue
+        try:
+            number = float(token)
+        except ValueError:
+            out.append(token)
+            continue
+        is_int = number.is_integer() and "." not in token and "e" not in token.lower()
+        out.append(int(number) if is_int else number)
+    return out
+
+
+def values_text(values: Iterable[Any]) -> str:
+    """Inverse of :func:`parse_values`."""
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def points_label(param: Param) -> str:
+    """Return how many grid points a parameter has, or 'continuous'."""
+    if isinstance(param, FloatParam) and param.grid_values() is None:
+        return f"continuous ({param.scale})"
+    return str(len(param.grid_values() or []))

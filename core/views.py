@@ -1,0 +1,221 @@
+"""Tables the pages show: run overviews, live progress, comparison frames and totals."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from core.backends.base import BACKENDS
+from core.store import ACTIVE_STATUSES, RunRow, Store
+
+PUBLISHED_SOURCE = "Published study (reference figures, not measured here)"
+PUBLISHED_REFERENCE = pd.DataFrame(
+    {
+        "platform": ["AWS SageMaker", "Vertex AI", "Azure ML"],
+        "published_as": ["AWS SageMaker", "GCP AI Platform", "Azure ML"],
+        "wall_h": [4.0, 3.5, 4.2],
+        "total_cost_usd": [50.0, 45.0, 48.0],
+        "best_objective": [0.921, 0.918, 0.919],
+        "source": [PUBLISHED_SOURCE] * 3,
+    }
+)
+"""The published study's per-platform figures: a labelled reference, never a measurement."""
+
+PUBLISHED_STATS = pd.DataFrame(
+    {
+        "Analysis": ["Time to completion", "Accuracy"],
+        "F-statistic (df)": ["5.63 (2, 57)", "1.24 (2, 57)"],
+        "p-value": ["< 0.01", "> 0.05"],
+        "Conclusion": ["Significant", "Not significant"],
+    }
+)
+"""The published study's ANOVA table, for reference only."""
+
+
+def platform_label(backend: str) -> str:
+    """Return the label people know a backend by."""
+    return {"local": "Local"}.get(backend, BACKENDS.get(backend, backend))
+
+
+def format_duration(seconds: float | None) -> str:
+    """Return '1 h 02 min', '3 min 05 s' or '12 s'."""
+    if seconds is None or pd.isna(seconds):
+        return "–"
+    s = int(round(float(seconds)))
+    if s >= 3600:
+        return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+def _run_elapsed(run: RunRow, now: float | None = None) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.ended_at if run.ended_at is not None else (now or time.time())
+    return max(0.0, end - run.started_at)
+
+
+def runs_overview(store: Store, *, limit: int = 50, study_id: int | None = None) -> pd.DataFrame:
+    """Return the recent runs with status, platform, progress, best objective and cost."""
+    rows = []
+    study_names = {s.id: s.name for s in store.list_studies()}
+    for run in store.list_runs(study_id)[:limit]:
+        trials = store.list_trials(run.id)
+        done = [t for t in trials if t.status == "completed"]
+        goal = (run.spec.get("objective") or {}).get("goal", "max")
+        values = [t.objective for t in done if t.objective is not None]
+        best = (max(values) if goal == "max" else min(values)) if values else None
+        cost = run.cost_usd
+        if cost is None:
+            costs = [t.cost_usd for t in trials if t.cost_usd is not None]
+            cost = sum(costs) if costs else None
+        rows.append(
+            {
+                "Run": run.id,
+                "Study": study_names.get(run.study_id, str(run.study_id)),
+                "Platform": platform_label(run.backend),
+                "Instance": run.instance_type or "",
+                "Status": run.status_detail or run.status,
+                "Trials": f"{len(done)} of {run.max_trials or '?'}",
+                "Failed": sum(t.status == "failed" for t in trials),
+                "Best objective": best,
+                "Elapsed": format_duration(_run_elapsed(run)),
+                "Cost (USD)": cost,
+            }
+        )
+    columns = [
+        "Run",
+        "Study",
+        "Platform",
+        "Instance",
+        "Status",
+        "Trials",
+        "Failed",
+        "Best objective",
+        "Elapsed",
+        "Cost (USD)",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class RunProgress:
+    """A running run's progress for Monitor."""
+
+    run: RunRow
+    done: int
+    failed: int
+    total: int
+    running_trial: int | None
+    epoch: int
+    epochs: int
+    elapsed_s: float | None
+    cost_so_far: float | None
+    best: float | None
+
+    @property
+    def fraction(self) -> float:
+        """Trials finished (completed or failed) over the budget, 0–1."""
+        return min(1.0, (self.done + self.failed) / self.total) if self.total else 0.0
+
+    @property
+    def epoch_fraction(self) -> float:
+        """The current trial's epochs over its budget, 0–1."""
+        return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
+
+
+def run_progress(store: Store, run: RunRow, *, now: float | None = None) -> RunProgress:
+    """Return the progress of ``run`` from the store (what the worker or poller wrote)."""
+    trials = store.list_trials(run.id)
+    done = [t for t in trials if t.status == "completed"]
+    running = [t for t in trials if t.status == "running"]
+    goal = (run.spec.get("objective") or {}).get("goal", "max")
+    values = [t.objective for t in done if t.objective is not None]
+    best = (max(values) if goal == "max" else min(values)) if values else None
+    epochs_total = int((run.spec.get("budget") or {}).get("epochs", 0) or 0)
+    epoch = 0
+    current = running[-1] if running else None
+    if current is not None:
+        epoch = len(store.list_epochs(current.id))
+    cost = run.cost_usd
+    if cost is None or run.status in ACTIVE_STATUSES:
+        cost = _live_cost(store, run, trials, now)
+    return RunProgress(
+        run=run,
+        done=len(done),
+        failed=sum(t.status == "failed" for t in trials),
+        total=int(run.max_trials or 0),
+        running_trial=None if current is None else current.number,
+        epoch=epoch,
+        epochs=epochs_total,
+        elapsed_s=_run_elapsed(run, now),
+        cost_so_far=cost,
+        best=best,
+    )
+
+
+def _live_cost(store: Store, run: RunRow, trials: list[Any], now: float | None) -> float | None:
+    try:
+        import core.pricing as pricing
+
+        price = pricing.hourly_price(
+            run.backend,
+            run.instance_type or "local",
+            region=run.settings.get("region"),
+            accelerator_type=run.settings.get("accelerator_type"),
+            accelerator_count=int(run.settings.get("accelerator_count") or 0),
+            store=store,
+        )
+        return float(pricing.live_cost(run, trials, price, now))
+    except Exception:  # the price catalog is optional for the view
+        costs = [t.cost_usd for t in trials if t.cost_usd is not None]
+        return sum(costs) if costs else None
+
+
+def compare_frame(
+    store: Store, *, study_id: int | None = None, run_ids: list[int] | None = None
+) -> pd.DataFrame:
+    """Return the per-trial table for Compare, with a ``platform`` label column."""
+    frame = store.trials_frame(study_id=study_id, run_ids=run_ids)
+    if frame.empty:
+        return frame.assign(platform=pd.Series(dtype=str))
+    return frame.assign(platform=frame["backend"].map(platform_label))
+
+
+def run_totals(store: Store, trials: pd.DataFrame, group: str = "platform") -> pd.DataFrame:
+    """Return a row per group: runs, trials, wall time (h), total cost (USD), best objective."""
+    if trials.empty:
+        return pd.DataFrame(
+            columns=[group, "runs", "trials", "wall_h", "total_cost_usd", "best_objective"]
+        )
+    rows = []
+    for key, part in trials.groupby(group, observed=True):
+        run_ids = sorted(part["run_id"].unique())
+        walls = []
+        for rid in run_ids:
+            run = store.get_run(int(rid))
+            elapsed = _run_elapsed(run)
+            if elapsed is None:
+                sub = part[part["run_id"] == rid]
+                elapsed = float(pd.to_numeric(sub["duration_s"], errors="coerce").sum())
+            walls.append(elapsed)
+        goal = "max"
+        if run_ids:
+            goal = (store.get_run(int(run_ids[0])).spec.get("objective") or {}).get("goal", "max")
+        done = part[part["status"] == "completed"]
+        objective = pd.to_numeric(done["objective"], errors="coerce")
+        rows.append(
+            {
+                group: key,
+                "runs": len(run_ids),
+                "trials": len(done),
+                "wall_h": sum(walls) / 3600 / max(1, len(run_ids)),
+                "total_cost_usd": float(pd.to_numeric(part["cost_usd"], errors="coerce").sum()),
+                "best_objective": objective.max() if goal == "max" else objective.min(),
+            }
+        )
+    return pd.DataFrame(rows)

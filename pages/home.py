@@ -1,0 +1,46 @@
+"""Home: what CloudTune does, recent runs, and the way in."""
+
+import streamlit as st
+
+from core.views import runs_overview
+from pages._shared import get_store
+
+st.title("CloudTune")
+st.markdown(
+    "Define a CNN hyperparameter search once, run it **locally** or on **AWS SageMaker**, "
+    "**Vertex AI** and **Azure ML**, and compare time, cost and accuracy side by side with "
+    "the statistics an analyst expects."
+)
+left, right, _ = st.columns([1, 1, 3])
+if left.button("Start a study", type="primary", icon=":material/add:"):
+    st.switch_page("pages/search_space.py")
+if right.button("Monitor runs", icon=":material/monitoring:"):
+    st.switch_page("pages/monitor.py")
+
+store = get_store()
+studies = store.list_studies()
+st.subheader("Recent runs")
+overview = runs_overview(store, limit=20)
+if overview.empty:
+    st.info(
+        "No runs yet. Start with the published study's search space on the bundled digits "
+        "dataset: it runs on this machine in about a minute."
+    )
+else:
+    st.dataframe(
+        overview,
+        hide_index=True,
+        use_container_width=True,
+        column_config={
+            "Best objective": st.column_config.NumberColumn(format="%.4f"),
+            "Cost (USD)": st.column_config.NumberColumn(format="$%.2f"),
+        },
+    )
+
+if studies:
+    st.subheader("Open a study")
+    names = {f"{s.name} (study {s.id})": s.id for s in studies}
+    choice = st.selectbox("Study", list(names), key="home_study")
+    if st.button("Open in Compare", icon=":material/compare_arrows:"):
+        st.session_state["compare_study"] = names[choice]
+        st.switch_page("pages/compare.py")

@@ -1,0 +1,5 @@
+"""settings page (being built)."""
+
+import streamlit as st
+
+st.title("Settings")
