@@ -219,3 +219,27 @@ def run_totals(store: Store, trials: pd.DataFrame, group: str = "platform") -> p
             }
         )
     return pd.DataFrame(rows)
+
+
+def with_progress_columns(trials: pd.DataFrame) -> pd.DataFrame:
+    """Add ``elapsed_s`` (since the run's first trial started) and ``spent_usd`` (cumulative
+    cost of the run's finished trials) to the per-trial table, for time- and dollars-to-accuracy.
+    """
+    if trials.empty:
+        return trials.assign(elapsed_s=pd.Series(dtype=float), spent_usd=pd.Series(dtype=float))
+    out = trials.copy()
+    started = pd.to_numeric(out["started_at"], errors="coerce")
+    ended = pd.to_numeric(out["ended_at"], errors="coerce")
+    first = started.groupby(out["run_id"]).transform("min")
+    out["elapsed_s"] = ended - first
+    cost = pd.to_numeric(out["cost_usd"], errors="coerce").fillna(0.0)
+    order = out.assign(_end=ended, _cost=cost).sort_values(["run_id", "_end"])
+    out["spent_usd"] = order.groupby("run_id")["_cost"].cumsum().reindex(out.index)
+    return out
+
+
+def group_columns(trials: pd.DataFrame) -> list[str]:
+    """Return the columns a comparison can group by: platform first, then the rest."""
+    preferred = ["platform", "strategy", "instance_type", "run_id", "study"]
+    params = [c for c in trials.columns if c.startswith("p_")]
+    return [c for c in preferred if c in trials.columns] + params

@@ -35,3 +35,29 @@ def friendly(what: str) -> Iterator[None]:
         st.error(
             f"{what} failed: {err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         )
+
+
+def chart_with_downloads(chart: object, name: str) -> None:
+    """Show an Altair chart with PNG and SVG download buttons (rendered on click, offline)."""
+    from core.charts import chart_png, chart_svg
+
+    st.altair_chart(chart, width="stretch")
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button(
+        "PNG",
+        lambda: chart_png(chart),
+        f"{name}.png",
+        "image/png",
+        key=f"png_{name}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+    c2.download_button(
+        "SVG",
+        lambda: chart_svg(chart),
+        f"{name}.svg",
+        "image/svg+xml",
+        key=f"svg_{name}",
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -30,7 +30,7 @@ else:
     st.dataframe(
         overview,
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_config={
             "Best objective": st.column_config.NumberColumn(format="%.4f"),
             "Cost (USD)": st.column_config.NumberColumn(format="$%.2f"),

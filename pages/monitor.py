@@ -77,7 +77,7 @@ def show_run(run_id: int) -> None:
         m3.metric("Best so far", "–" if progress.best is None else f"{progress.best:.4f}")
         epochs = store.epochs_frame([run.id])
         metric = (run.spec.get("objective") or {}).get("metric", "val_accuracy")
-        st.altair_chart(charts.learning_curves(epochs, metric), use_container_width=True)
+        st.altair_chart(charts.learning_curves(epochs, metric), width="stretch")
         trials = store.trials_frame(run_ids=[run.id])
         if not trials.empty:
             cols = ["trial", "status", "objective", "duration_s", "cost_usd"] + [
@@ -86,7 +86,7 @@ def show_run(run_id: int) -> None:
             st.dataframe(
                 trials[cols],
                 hide_index=True,
-                use_container_width=True,
+                width="stretch",
                 column_config={
                     "objective": st.column_config.NumberColumn(format="%.4f"),
                     "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),

@@ -28,7 +28,7 @@ draft = load_draft(store)
 with st.expander("Presets, upload and download", expanded=False, icon=":material/folder_open:"):
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     choice = c1.selectbox("Preset", list(PRESETS), key="preset_choice")
-    if c2.button("Load preset", use_container_width=True):
+    if c2.button("Load preset", width="stretch"):
         reload(preset(choice))
     upload = st.file_uploader("Load a spec (JSON or YAML)", type=["json", "yaml", "yml"])
     if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
@@ -132,7 +132,7 @@ unused = [n for n in KNOWN_PARAMS if n not in used]
 if unused:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     to_add = c1.selectbox("Add a parameter", unused, key=f"{version}-add")
-    if c2.button("Add", icon=":material/add:", use_container_width=True):
+    if c2.button("Add", icon=":material/add:", width="stretch"):
         draft["space"] = new_space + [new_param(to_add)]
         reload(draft)
 
