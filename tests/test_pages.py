@@ -1,0 +1,178 @@
+"""Every page through Streamlit's AppTest: empty and populated stores, validation, downloads."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from core.spec import StudySpec
+from core.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+PAGES = [
+    "pages/home.py",
+    "pages/search_space.py",
+    "pages/launch.py",
+    "pages/monitor.py",
+    "pages/compare.py",
+    "pages/present.py",
+    "pages/settings.py",
+]
+
+
+class _RecordingStorage(MemoryMediaFileStorage):
+    """Keeps every media storage AppTest makes, so a test can read a download's bytes."""
+
+    made: list[_RecordingStorage] = []
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        _RecordingStorage.made.append(self)
+
+
+@pytest.fixture()
+def app(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    """An AppTest of the whole app on a fresh store, its media files kept for the test."""
+    import streamlit.testing.v1.app_test as app_test
+
+    _RecordingStorage.made = []
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", _RecordingStorage)
+    at = AppTest.from_file(APP, default_timeout=120)
+    yield at
+
+
+def download_bytes(button: object) -> bytes:
+    """Return the bytes a download button serves in AppTest."""
+    url = button.proto.url  # type: ignore[attr-defined]
+    name = url.rsplit("/", 1)[-1]
+    for storage in reversed(_RecordingStorage.made):
+        try:
+            return bytes(storage.get_file(name).content)
+        except Exception:  # noqa: BLE001 - not in this storage
+            continue
+    raise AssertionError(f"no media file {url}")
+
+
+def seed(store: Store, spec: StudySpec, n: int = 12) -> int:
+    """A study run on three platforms with n completed trials each."""
+    rng = np.random.default_rng(1)
+    study = store.create_study(spec)
+    for backend, mean_s in (("sagemaker", 700.0), ("vertex", 600.0), ("azure", 760.0)):
+        run = store.create_run(study, backend, instance_type="ml.m5.xlarge", spec=spec)
+        store.set_run_status(run, "running")
+        start = 1_000.0
+        for i in range(n):
+            seconds = float(rng.normal(mean_s, 60))
+            trial = store.upsert_trial(
+                run,
+                f"{backend}-{i}",
+                params={"learning_rate": float(rng.uniform(0.001, 0.1)), "batch_size": 64},
+                status="completed",
+                objective=float(rng.normal(0.92, 0.01)),
+                duration_s=seconds,
+                cost_usd=seconds / 3600 * 0.23,
+                started_at=start,
+                ended_at=start + seconds,
+            )
+            store.add_epoch(trial, 0, {"val_accuracy": 0.9, "loss": 0.3})
+            start += seconds
+        store.set_run_status(run, "completed")
+    return study
+
+
+def visit(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, f"{page}: {[e.value for e in at.exception]}"
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_store(app: AppTest, page: str) -> None:
+    app.run()
+    assert not app.exception
+    visit(app, page)
+    assert "Traceback" not in " ".join(str(e.value) for e in app.error)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_populated_store(
+    app: AppTest, store: Store, published_spec, page: str
+) -> None:
+    seed(store, published_spec)
+    app.run()
+    visit(app, page)
+
+
+def test_search_space_shows_the_sentence_beside_a_bad_range(app: AppTest) -> None:
+    app.run()
+    visit(app, "pages/search_space.py")
+    assert not app.error
+    minimum = next(n for n in app.number_input if n.label == "Min")
+    minimum.set_value(0.5).run()
+    messages = [e.value for e in app.error]
+    assert messages == [
+        "learning_rate: min (0.5) must be less than max (0.1); swap them or widen the range."
+    ]
+    # the draft survives a page switch (it lives in the store)
+    visit(app, "pages/home.py")
+    visit(app, "pages/search_space.py")
+    assert next(n for n in app.number_input if n.label == "Min").value == 0.5
+
+
+def test_search_space_add_and_remove_parameters(app: AppTest) -> None:
+    app.run()
+    visit(app, "pages/search_space.py")
+    before = len([s for s in app.selectbox if s.label == "Parameter"])
+    app.selectbox(key="0-add").set_value("optimizer")
+    next(b for b in app.button if b.label == "Add").click().run()
+    names = [s.value for s in app.selectbox if s.label == "Parameter"]
+    assert len(names) == before + 1 and names[-1] == "optimizer"
+    app.button(key="1-0-remove").click().run()
+    names = [s.value for s in app.selectbox if s.label == "Parameter"]
+    assert names == ["batch_size", "dropout_rate", "optimizer"]
+
+
+def test_compare_shows_the_statistics_table_and_its_csv(
+    app: AppTest, store: Store, published_spec
+) -> None:
+    seed(store, published_spec)
+    app.run()
+    visit(app, "pages/compare.py")
+    tables = [d.value for d in app.dataframe]
+    stats = next(t for t in tables if "Analysis" in t.columns)
+    assert list(stats.columns) == ["Analysis", "F-statistic (df)", "p-value", "Conclusion"]
+    assert len(stats) == 3
+    button = next(
+        b for b in app.get("download_button") if b.proto.label == "Statistics table (CSV)"
+    )
+    csv = pd.read_csv(io.BytesIO(download_bytes(button)))
+    assert list(csv.columns) == list(stats.columns)
+    assert csv["F-statistic (df)"].tolist() == stats["F-statistic (df)"].tolist()
+    trials_button = next(
+        b for b in app.get("download_button") if b.proto.label == "Per-trial table (CSV)"
+    )
+    trials = pd.read_csv(io.BytesIO(download_bytes(trials_button)))
+    assert len(trials) == 36 and set(trials["platform"]) == {
+        "AWS SageMaker",
+        "Vertex AI",
+        "Azure ML",
+    }
+
+
+def test_compare_published_overlay_is_labelled(app: AppTest, store: Store, published_spec) -> None:
+    seed(store, published_spec)
+    app.run()
+    visit(app, "pages/compare.py")
+    app.toggle(key="cmp_ref").set_value(True).run()
+    assert not app.exception
+    captions = " ".join(c.value for c in app.caption)
+    assert "Published study (reference figures, not measured here" in captions
