@@ -1,0 +1,437 @@
+"""Numerical kernels on per-group arrays: one-way tests, assumption checks and post-hoc pairs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+SHAPIRO_MAX_N = 5000
+PAIR_COLUMNS = [
+    "group1",
+    "group2",
+    "label1",
+    "label2",
+    "diff",
+    "se",
+    "statistic",
+    "df",
+    "p_adj",
+    "ci_low",
+    "ci_high",
+    "significant",
+]
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The samples a test compares: one 1-D float array per group, each with n >= 2.
+
+    Example:
+        >>> g = make_groups(["a", "b"], ["A", "B"], [np.array([1.0, 2.0]), np.array([3.0, 5.0])])
+        >>> g.mean.tolist()
+        [1.5, 4.0]
+    """
+
+    keys: tuple[str, ...]
+    labels: tuple[str, ...]
+    samples: tuple[np.ndarray, ...]
+    n: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+
+    @property
+    def k(self) -> int:
+        """Number of groups."""
+        return len(self.keys)
+
+    @property
+    def total(self) -> int:
+        """Number of observations over all groups."""
+        return int(self.n.sum())
+
+
+def make_groups(keys: list[str], labels: list[str], samples: list[np.ndarray]) -> Groups:
+    """Bundle per-group arrays with their sizes, means and variances (ddof 1).
+
+    Args:
+        keys: Group keys as found in the data (as strings).
+        labels: Display labels, one per key.
+        samples: One finite 1-D float array per group.
+
+    Returns:
+        The Groups bundle.
+    """
+    n = np.array([len(s) for s in samples], dtype=float)
+    mean = np.array([s.mean() for s in samples], dtype=float)
+    var = np.array([s.var(ddof=1) if len(s) > 1 else np.nan for s in samples], dtype=float)
+    return Groups(tuple(keys), tuple(labels), tuple(samples), n, mean, var)
+
+
+def _pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) in R's order: (1,2), (1,3), ..., (2,3), ..."""
+    i, j = np.triu_indices(k, 1)
+    return i, j
+
+
+def _frame(g: Groups, i: np.ndarray, j: np.ndarray, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Assemble a pairwise table with the shared column layout."""
+    data: dict[str, object] = {
+        "group1": [g.keys[a] for a in i],
+        "group2": [g.keys[b] for b in j],
+        "label1": [g.labels[a] for a in i],
+        "label2": [g.labels[b] for b in j],
+    }
+    data.update(cols)
+    return pd.DataFrame(data, columns=PAIR_COLUMNS)
+
+
+def tukey_hsd(g: Groups, ms_within: float, df_within: float, alpha: float) -> pd.DataFrame:
+    """Tukey's honestly significant difference (Tukey–Kramer for unequal n).
+
+    ``diff`` is mean(group2) - mean(group1), as R's TukeyHSD writes ``group2-group1``;
+    ``statistic`` is the studentized range q, ``p_adj`` the family-wise adjusted p-value and
+    ``ci_low``/``ci_high`` the simultaneous (1 - alpha) confidence interval of ``diff``.
+
+    Args:
+        g: The groups (k >= 2).
+        ms_within: Pooled within-group mean square of the one-way ANOVA (> 0).
+        df_within: Its degrees of freedom, N - k.
+        alpha: Family-wise error rate; the intervals have coverage 1 - alpha.
+
+    Returns:
+        One row per pair, in the PAIR_COLUMNS layout.
+    """
+    from scipy.stats import studentized_range
+
+    i, j = _pairs(g.k)
+    diff = g.mean[j] - g.mean[i]
+    se = np.sqrt(ms_within / 2.0 * (1.0 / g.n[i] + 1.0 / g.n[j]))
+    q = np.abs(diff) / se
+    p = np.clip(studentized_range.sf(q, g.k, df_within), 0.0, 1.0)
+    half = float(studentized_range.ppf(1.0 - alpha, g.k, df_within)) * se
+    cols = {
+        "diff": diff,
+        "se": se,
+        "statistic": q,
+        "df": np.full(len(i), float(df_within)),
+        "p_adj": p,
+        "ci_low": diff - half,
+        "ci_high": diff + half,
+        "significant": p < alpha,
+    }
+    return _frame(g, i, j, cols)
+
+
+def games_howell(g: Groups, alpha: float) -> pd.DataFrame:
+    """Games–Howell comparisons: Welch t per pair, p from the studentized range.
+
+    ``statistic`` is Welch's t of mean(group2) - mean(group1), ``df`` the Welch–Satterthwaite
+    degrees of freedom of the pair, ``p_adj`` = P(Q > |t| * sqrt(2)) for k groups.
+
+    Args:
+        g: The groups (k >= 2), every variance > 0.
+        alpha: Family-wise error rate; the intervals have coverage 1 - alpha.
+
+    Returns:
+        One row per pair, in the PAIR_COLUMNS layout.
+    """
+    from scipy.stats import studentized_range
+
+    i, j = _pairs(g.k)
+    vi, vj = g.var[i] / g.n[i], g.var[j] / g.n[j]
+    diff = g.mean[j] - g.mean[i]
+    se = np.sqrt(vi + vj)
+    t = diff / se
+    df = (vi + vj) ** 2 / (vi**2 / (g.n[i] - 1) + vj**2 / (g.n[j] - 1))
+    p = np.clip(studentized_range.sf(np.abs(t) * np.sqrt(2.0), g.k, df), 0.0, 1.0)
+    crit = _q_quantiles(1.0 - alpha, g.k, df) / np.sqrt(2.0)
+    cols = {
+        "diff": diff,
+        "se": se,
+        "statistic": t,
+        "df": df,
+        "p_adj": p,
+        "ci_low": diff - crit * se,
+        "ci_high": diff + crit * se,
+        "significant": p < alpha,
+    }
+    return _frame(g, i, j, cols)
+
+
+def _q_quantiles(level: float, k: int, df: np.ndarray) -> np.ndarray:
+    """Studentized-range quantiles, computed once per distinct df (each costs ~0.1 s)."""
+    from scipy.stats import studentized_range
+
+    key = np.round(df, 10)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    firsts = [df[np.flatnonzero(inverse == u)[0]] for u in range(len(uniq))]
+    q = np.array([float(studentized_range.ppf(level, k, d)) for d in firsts])
+    return q[inverse]
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of a vector of p-values.
+
+    Args:
+        p: Unadjusted p-values.
+
+    Returns:
+        Adjusted p-values in the input order, capped at 1.
+    """
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(stepped, 1.0)
+    return out
+
+
+def dunn(g: Groups, mean_ranks: np.ndarray, tie_sum: float, alpha: float) -> pd.DataFrame:
+    """Dunn's rank comparisons after Kruskal–Wallis, Holm-adjusted, with the tie correction.
+
+    ``diff`` is the mean-rank difference (group2 - group1), ``statistic`` its z, ``p_adj`` the
+    Holm-adjusted two-sided p-value; Dunn's test has no interval of the raw difference.
+
+    Args:
+        g: The groups (k >= 2).
+        mean_ranks: Mean rank of each group in the pooled ranking.
+        tie_sum: Sum over tied blocks of t**3 - t.
+        alpha: Family-wise error rate.
+
+    Returns:
+        One row per pair, in the PAIR_COLUMNS layout (CI columns NaN).
+    """
+    from scipy.stats import norm
+
+    i, j = _pairs(g.k)
+    big_n = float(g.total)
+    sigma2 = big_n * (big_n + 1) / 12.0 - tie_sum / (12.0 * (big_n - 1))
+    diff = mean_ranks[j] - mean_ranks[i]
+    se = np.sqrt(sigma2 * (1.0 / g.n[i] + 1.0 / g.n[j]))
+    z = diff / se
+    p_adj = holm(2.0 * norm.sf(np.abs(z)))
+    nan = np.full(len(i), np.nan)
+    cols = {
+        "diff": diff,
+        "se": se,
+        "statistic": z,
+        "df": nan,
+        "p_adj": p_adj,
+        "ci_low": nan,
+        "ci_high": nan,
+        "significant": p_adj < alpha,
+    }
+    return _frame(g, i, j, cols)
+
+
+def fmt_stat(x: float, digits: int = 2) -> str:
+    """A statistic for text: "5.63", "inf"."""
+    if not math.isfinite(x):
+        return "inf" if x > 0 else "n/a"
+    return f"{x:.{digits}f}"
+
+
+def fmt_df(x: float) -> str:
+    """Degrees of freedom for text: integers plainly, others with two decimals."""
+    return str(int(round(x))) if abs(x - round(x)) < 1e-9 else f"{x:.2f}"
+
+
+@dataclass(frozen=True)
+class AnovaResult:
+    """Classic one-way ANOVA with its sums of squares and effect sizes."""
+
+    f: float
+    df_between: float
+    df_within: float
+    p: float
+    ss_between: float
+    ss_within: float
+    ms_between: float
+    ms_within: float
+    eta_sq: float
+    omega_sq: float
+
+    def text(self) -> str:
+        """As a sentence fragment: "F(2, 57) = 5.63"."""
+        return f"F({fmt_df(self.df_between)}, {fmt_df(self.df_within)}) = {fmt_stat(self.f)}"
+
+    def cell(self) -> str:
+        """As a table cell: "5.63 (2, 57)"."""
+        return f"{fmt_stat(self.f)} ({fmt_df(self.df_between)}, {fmt_df(self.df_within)})"
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """Welch's one-way ANOVA for unequal variances."""
+
+    f: float
+    df_num: float
+    df_den: float
+    p: float
+
+    def text(self) -> str:
+        """As a sentence fragment: "Welch's F(2, 17.13) = 5.18"."""
+        return f"Welch's F({fmt_df(self.df_num)}, {fmt_df(self.df_den)}) = {fmt_stat(self.f)}"
+
+    def cell(self) -> str:
+        """As a table cell: "5.18 (2, 17.13)"."""
+        return f"{fmt_stat(self.f)} ({fmt_df(self.df_num)}, {fmt_df(self.df_den)})"
+
+
+@dataclass(frozen=True)
+class KruskalResult:
+    """Kruskal–Wallis rank test (tie-corrected H) with epsilon squared."""
+
+    h: float
+    df: float
+    p: float
+    epsilon_sq: float
+
+    def text(self) -> str:
+        """As a sentence fragment: "Kruskal–Wallis H(2) = 7.99"."""
+        return f"Kruskal–Wallis H({fmt_df(self.df)}) = {fmt_stat(self.h)}"
+
+    def cell(self) -> str:
+        """As a table cell: "H = 7.99 (2)"."""
+        return f"H = {fmt_stat(self.h)} ({fmt_df(self.df)})"
+
+
+@dataclass(frozen=True)
+class LeveneResult:
+    """Levene's test (center "mean") or Brown–Forsythe's (center "median")."""
+
+    statistic: float
+    df_num: float
+    df_den: float
+    p: float
+    center: str
+
+
+def anova_oneway(g: Groups) -> AnovaResult:
+    """Classic one-way ANOVA from group sizes, means and variances (two-pass, no cancellation)."""
+    from scipy.stats import f as f_dist
+
+    n, big_n, k = g.n, float(g.total), g.k
+    grand = float((n * g.mean).sum() / big_n)
+    ssb = float((n * (g.mean - grand) ** 2).sum())
+    ssw = float(((n - 1) * g.var).sum())
+    dfb, dfw = k - 1.0, big_n - k
+    msb, msw = ssb / dfb, ssw / dfw
+    if msw > 0:
+        f = msb / msw
+        p = float(f_dist.sf(f, dfb, dfw))
+    else:
+        f, p = (math.inf, 0.0) if msb > 0 else (math.nan, math.nan)
+    sst = ssb + ssw
+    eta = ssb / sst if sst > 0 else math.nan
+    omega = (ssb - dfb * msw) / (sst + msw) if sst > 0 else math.nan
+    return AnovaResult(f, dfb, dfw, p, ssb, ssw, msb, msw, eta, omega)
+
+
+def welch_anova(g: Groups) -> WelchResult | None:
+    """Welch's heteroscedastic F test (R's oneway.test, var.equal = FALSE)."""
+    from scipy.stats import f as f_dist
+
+    if np.any(g.var <= 0):
+        return None
+    k = g.k
+    w = g.n / g.var
+    sw = w.sum()
+    mw = float((w * g.mean).sum() / sw)
+    a = float((w * (g.mean - mw) ** 2).sum() / (k - 1))
+    tmp = float(((1 - w / sw) ** 2 / (g.n - 1)).sum())
+    b = 1 + 2 * (k - 2) / (k**2 - 1) * tmp
+    f = a / b
+    df2 = (k**2 - 1) / (3 * tmp) if tmp > 0 else math.inf
+    return WelchResult(f, k - 1.0, df2, float(f_dist.sf(f, k - 1, df2)))
+
+
+def average_ranks(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Average ranks (1-based) of x with one sort, and the tie sum of t**3 - t."""
+    order = np.argsort(x, kind="quicksort")
+    s = x[order]
+    bounds = np.flatnonzero(s[1:] != s[:-1]) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [len(x)]))
+    sizes = (ends - starts).astype(float)
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks, float((sizes**3 - sizes).sum())
+
+
+def kruskal_wallis(g: Groups) -> tuple[KruskalResult, np.ndarray, float]:
+    """Tie-corrected Kruskal–Wallis H; also the mean ranks and tie sum for Dunn's test."""
+    from scipy.stats import chi2
+
+    x = np.concatenate(g.samples)
+    big_n = float(len(x))
+    ranks, ties = average_ranks(x)
+    starts = np.concatenate(([0], np.cumsum(g.n[:-1]))).astype(np.int64)
+    mean_ranks = np.add.reduceat(ranks, starts) / g.n
+    h = 12.0 / (big_n * (big_n + 1)) * float((g.n * (mean_ranks - (big_n + 1) / 2) ** 2).sum())
+    correction = 1.0 - ties / (big_n**3 - big_n)
+    h = h / correction if correction > 0 else math.nan
+    df = g.k - 1.0
+    p = float(chi2.sf(h, df)) if math.isfinite(h) else math.nan
+    return KruskalResult(h, df, p, h / (big_n - 1)), mean_ranks, ties
+
+
+def spread_test(g: Groups, center: Literal["mean", "median"]) -> LeveneResult:
+    """Levene (mean) or Brown–Forsythe (median): ANOVA on absolute deviations from the center."""
+    dev = [np.abs(s - (s.mean() if center == "mean" else np.median(s))) for s in g.samples]
+    res = anova_oneway(make_groups(list(g.keys), list(g.labels), dev))
+    return LeveneResult(res.f, res.df_between, res.df_within, res.p, center)
+
+
+def shapiro_table(g_all: list[tuple[str, str, np.ndarray]]) -> pd.DataFrame:
+    """Shapiro–Wilk per group where 3 <= n <= 5000, with a note where it is not run."""
+    from scipy.stats import shapiro
+
+    rows = []
+    for key, label, x in g_all:
+        n = len(x)
+        w = p = math.nan
+        note = None
+        if n < 3:
+            note = "not run: fewer than 3 trials"
+        elif n > SHAPIRO_MAX_N:
+            note = f"not run: more than {SHAPIRO_MAX_N} trials (the test is defined up to 5000)"
+        elif np.ptp(x) == 0:
+            note = "not run: every value is the same"
+        else:
+            res = shapiro(x)
+            w, p = float(res.statistic), float(res.pvalue)
+        rows.append({"group": key, "label": label, "n": n, "W": w, "p": p, "note": note})
+    return pd.DataFrame(rows, columns=["group", "label", "n", "W", "p", "note"])
+
+
+def descriptives_table(parts: list[tuple[str, str, np.ndarray]], alpha: float) -> pd.DataFrame:
+    """n, mean, sd, median, min, max and the (1 - alpha) t interval of the mean per group."""
+    from scipy.stats import t as t_dist
+
+    rows = []
+    for key, label, x in parts:
+        n = len(x)
+        rows.append(
+            {
+                "group": key,
+                "label": label,
+                "n": n,
+                "mean": float(x.mean()) if n else math.nan,
+                "sd": float(x.std(ddof=1)) if n > 1 else math.nan,
+                "median": float(np.median(x)) if n else math.nan,
+                "min": float(x.min()) if n else math.nan,
+                "max": float(x.max()) if n else math.nan,
+            }
+        )
+    out = pd.DataFrame(rows, columns=["group", "label", "n", "mean", "sd", "median", "min", "max"])
+    n = out["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = t_dist.ppf(1 - alpha / 2, n - 1) * out["sd"].to_numpy() / np.sqrt(n)
+    out["ci_low"] = out["mean"] - half
+    out["ci_high"] = out["mean"] + half
+    return out
