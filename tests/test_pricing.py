@@ -1,0 +1,538 @@
+"""Price catalog, overrides, forecast arithmetic, budget checks, live cost and curves."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from core import pricing
+from core.errors import CloudTuneError
+from core.spec import Budget, StudySpec
+
+REQUIRED = {
+    "sagemaker": [
+        "ml.m5.xlarge",
+        "ml.m5.2xlarge",
+        "ml.c5.2xlarge",
+        "ml.g4dn.xlarge",
+        "ml.g5.xlarge",
+        "ml.p3.2xlarge",
+    ],
+    "vertex": ["n1-standard-4", "n1-standard-8", "g2-standard-4", "a2-highgpu-1g"],
+    "azure": [
+        "Standard_DS3_v2",
+        "Standard_D4s_v3",
+        "Standard_NC4as_T4_v3",
+        "Standard_NC6s_v3",
+        "Standard_NC24ads_A100_v4",
+    ],
+}
+
+
+def catalog_price(backend: str, instance: str, accelerator: str | None = None) -> float:
+    """The catalog's own figure, read straight from the JSON."""
+    for entry in pricing.catalog_data()["prices"]:
+        same = entry["backend"] == backend and entry.get("accelerator") == accelerator
+        if same and (accelerator or entry["instance_type"] == instance):
+            return float(entry["usd_per_hour"])
+    raise AssertionError(f"{backend} {instance} {accelerator} missing from the catalog")
+
+
+def make_spec(**budget: Any) -> StudySpec:
+    data = {
+        "name": "t",
+        "dataset": {"name": "digits"},
+        "space": [
+            {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.1},
+            {"name": "batch_size", "type": "choice", "values": [32, 64, 128]},
+        ],
+        "budget": {"max_trials": 10, "parallel_trials": 1, "epochs": 2, **budget},
+    }
+    return StudySpec.from_dict(data)
+
+
+# ----------------------------------------------------------------------------- catalog
+
+
+def test_catalog_has_every_required_machine_with_source_and_date() -> None:
+    prices = pricing.load_catalog()
+    for backend, machines in REQUIRED.items():
+        assert set(machines) <= set(pricing.instance_types(backend)), backend
+    assert set(pricing.accelerator_types("vertex")) == {"NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100"}
+    for p in prices:
+        assert p.usd_per_hour > 0 and p.source and p.url.startswith("https://")
+        assert isinstance(p.as_of, date)
+    speeds = pricing.catalog_data()["relative_speed"]
+    for machines in REQUIRED.values():
+        for m in machines:
+            assert pricing.speed_factor(m) is not None, m
+    assert speeds["instances"][speeds["reference"]] == 1.0
+    assert pricing.instance_types("local") == ["local"]
+
+
+def test_vertex_n1_with_two_v100s_adds_both_accelerators() -> None:
+    machine = catalog_price("vertex", "n1-standard-8")
+    v100 = catalog_price("vertex", "*", "NVIDIA_TESLA_V100")
+    price = pricing.hourly_price(
+        "vertex", "n1-standard-8", accelerator_type="NVIDIA_TESLA_V100", accelerator_count=2
+    )
+    assert price == pytest.approx(machine + 2 * v100)
+    assert pricing.hourly_price("vertex", "n1-standard-8") == pytest.approx(machine)
+    q = pricing.quote(
+        "vertex", "n1-standard-8", accelerator_type="NVIDIA_TESLA_V100", accelerator_count=2
+    )
+    assert "2 x NVIDIA_TESLA_V100" in q.sentence() and f"${machine + 2 * v100:.4g}/h" in (
+        q.sentence()
+    )
+
+
+def test_unknown_machine_or_accelerator_has_no_price() -> None:
+    assert pricing.hourly_price("sagemaker", "ml.nope.xlarge") is None
+    assert (
+        pricing.hourly_price(
+            "vertex", "n1-standard-4", accelerator_type="TPU_V9", accelerator_count=1
+        )
+        is None
+    )
+    assert "add it in Settings" in pricing.quote("sagemaker", "ml.nope.xlarge").sentence()
+
+
+def test_region_falls_back_to_the_backends_default_region() -> None:
+    home = pricing.hourly_price("sagemaker", "ml.m5.xlarge")
+    away = pricing.quote("sagemaker", "ml.m5.xlarge", region="eu-west-1")
+    assert away.usd_per_hour == home == catalog_price("sagemaker", "ml.m5.xlarge")
+    assert "no eu-west-1 price" in away.sentence() and "us-east-1" in away.sentence()
+    assert not pricing.quote("sagemaker", "ml.m5.xlarge").notes
+
+
+def test_trial_cost() -> None:
+    assert pricing.trial_cost(1800, 0.5) == pytest.approx(0.25)
+    assert pricing.trial_cost(1800, None) is None
+    assert pricing.trial_cost(-5, 1.0) == 0.0
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def test_overrides_in_the_store_win_and_can_be_removed(store: Any) -> None:
+    base = pricing.hourly_price("azure", "Standard_D4s_v3")
+    pricing.set_price_override(store, "azure", "Standard_D4s_v3", 0.5)
+    assert pricing.hourly_price("azure", "Standard_D4s_v3", store=store) == 0.5
+    assert pricing.hourly_price("azure", "Standard_D4s_v3") == base  # no store: catalog
+    assert store.get_setting("price.azure.eastus.Standard_D4s_v3")["usd_per_hour"] == 0.5
+    frame = pricing.catalog_frame(store)
+    row = frame[frame.instance_type == "Standard_D4s_v3"].iloc[0]
+    assert bool(row.overridden) and row.source == "set in Settings" and row.age_days == 0
+    assert len(frame[frame.instance_type == "Standard_D4s_v3"]) == 1
+    pricing.set_price_override(store, "azure", "Standard_D4s_v3", None)
+    assert pricing.hourly_price("azure", "Standard_D4s_v3", store=store) == base
+
+
+def test_region_and_accelerator_overrides(store: Any) -> None:
+    pricing.set_price_override(store, "sagemaker", "ml.m5.xlarge", 0.3, region="eu-west-1")
+    assert pricing.hourly_price("sagemaker", "ml.m5.xlarge", region="eu-west-1", store=store) == 0.3
+    assert pricing.hourly_price("sagemaker", "ml.m5.xlarge", store=store) == catalog_price(
+        "sagemaker", "ml.m5.xlarge"
+    )
+    pricing.set_price_override(store, "vertex", "", 1.0, accelerator="NVIDIA_TESLA_T4")
+    assert store.get_setting("price.vertex.us-central1.*.NVIDIA_TESLA_T4") is not None
+    price = pricing.hourly_price(
+        "vertex",
+        "n1-standard-4",
+        accelerator_type="NVIDIA_TESLA_T4",
+        accelerator_count=2,
+        store=store,
+    )
+    assert price == pytest.approx(catalog_price("vertex", "n1-standard-4") + 2.0)
+    # a machine the catalog lacks can be priced in Settings
+    pricing.set_price_override(store, "sagemaker", "ml.m5.4xlarge", 0.922)
+    assert "ml.m5.4xlarge" in pricing.instance_types("sagemaker", store=store)
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), "cheap"])
+def test_bad_override_is_refused_with_a_sentence(store: Any, bad: Any) -> None:
+    with pytest.raises(CloudTuneError, match="dollars per hour"):
+        pricing.set_price_override(store, "azure", "Standard_D4s_v3", bad)
+
+
+def test_local_rate_defaults_to_zero_and_is_set_in_the_store(store: Any) -> None:
+    assert pricing.hourly_price("local", "local", store=store) == 0.0
+    assert pricing.hourly_price("local", "local") == 0.0
+    pricing.set_local_rate(store, 0.12)
+    assert store.get_setting("local.rate_per_hour") == 0.12
+    assert pricing.hourly_price("local", "local", store=store) == 0.12
+    frame = pricing.catalog_frame(store)
+    assert frame[frame.backend == "local"].iloc[0].usd_per_hour == 0.12
+
+
+# ----------------------------------------------------------------------------- staleness
+
+
+def test_stale_after_six_months() -> None:
+    p = pricing.Price("azure", "x", "eastus", 1.0, "s", date(2026, 1, 1))
+    assert p.age_days(date(2026, 3, 1)) == 59
+    assert not p.stale(date(2026, 6, 30))
+    assert p.stale(date(2026, 7, 5))
+
+
+def test_catalog_frame_flags_stale_prices_and_warns(store: Any) -> None:
+    as_of = min(p.as_of for p in pricing.load_catalog())
+    fresh_day = as_of + timedelta(days=30)
+    frame = pricing.catalog_frame(store, today=fresh_day)
+    assert list(frame.columns)[:10] == [
+        "backend",
+        "instance_type",
+        "accelerator",
+        "region",
+        "usd_per_hour",
+        "source",
+        "as_of",
+        "age_days",
+        "stale",
+        "overridden",
+    ]
+    assert not frame.stale.any()
+    assert pricing.stale_warning(store, today=fresh_day) is None
+    late = as_of + timedelta(days=400)
+    frame = pricing.catalog_frame(store, today=late)
+    cloud = frame[frame.backend != "local"]
+    assert cloud.stale.all() and (cloud.age_days == 400).all()
+    warning = pricing.stale_warning(store, today=late)
+    assert warning and "older than 6 months" in warning and "400 days" in warning
+    q = pricing.quote("azure", "Standard_D4s_v3")
+    assert "over 6 months" in q.sentence(today=late)
+    assert "over 6 months" not in q.sentence(today=fresh_day)
+
+
+# ----------------------------------------------------------------------------- forecast
+
+
+def test_forecast_without_history_uses_the_speed_table_and_documents_it() -> None:
+    spec = make_spec(max_trials=10, parallel_trials=1, epochs=2)
+    fc = pricing.forecast("sagemaker", spec, {"instance_type": "ml.m5.xlarge"})
+    tt = pricing.estimate_trial_time("sagemaker", spec, {"instance_type": "ml.m5.xlarge"})
+    assert tt is not None and tt.source == "table"
+    facts = pricing.backend_facts("sagemaker")
+    price = catalog_price("sagemaker", "ml.m5.xlarge")
+    assert fc.price_per_hour == price
+    wall = 10 * (tt.expected_s + facts["startup_s_per_trial"])
+    assert fc.expected_wall_s == pytest.approx(wall)
+    billed = 10 * (tt.expected_s + facts["billed_startup_s_per_trial"])
+    assert fc.expected_cost_usd == pytest.approx(billed * price / 3600)
+    assert fc.low_wall_s < fc.expected_wall_s < fc.high_wall_s
+    text = " ".join(fc.basis)
+    assert "relative-speed table" in text and "ml.m5.xlarge in us-east-1 at $" in text
+    assert "Worst case: none" in text and fc.worst_wall_s is None and fc.worst_cost_usd is None
+
+
+def test_forecast_parallelism_shortens_wall_time_not_cost() -> None:
+    one = pricing.forecast("vertex", make_spec(max_trials=10, parallel_trials=1), {})
+    four = pricing.forecast("vertex", make_spec(max_trials=10, parallel_trials=4), {})
+    assert one.expected_wall_s is not None and four.expected_wall_s is not None
+    assert four.expected_wall_s == pytest.approx(one.expected_wall_s * 3 / 10)  # ceil(10/4)=3
+    assert four.expected_cost_usd == pytest.approx(one.expected_cost_usd)
+    assert "3 waves of up to 4 trials" in " ".join(four.basis)
+
+
+def test_forecast_with_accelerators_costs_more_and_runs_faster() -> None:
+    spec = make_spec()
+    cpu = pricing.forecast("vertex", spec, {"machine_type": "n1-standard-8"})
+    gpu = pricing.forecast(
+        "vertex",
+        spec,
+        {
+            "machine_type": "n1-standard-8",
+            "accelerator_type": "NVIDIA_TESLA_V100",
+            "accelerator_count": 2,
+        },
+    )
+    assert gpu.price_per_hour == pytest.approx(
+        catalog_price("vertex", "n1-standard-8")
+        + 2 * catalog_price("vertex", "*", "NVIDIA_TESLA_V100")
+    )
+    cpu_t = pricing.estimate_trial_time("vertex", spec, {"machine_type": "n1-standard-8"})
+    gpu_t = pricing.estimate_trial_time(
+        "vertex",
+        spec,
+        {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_V100"},
+    )
+    assert cpu_t is not None and gpu_t is not None and gpu_t.expected_s < cpu_t.expected_s
+    assert gpu.expected_cost_usd is not None and cpu.expected_cost_usd is not None
+    assert "NVIDIA_TESLA_V100" in " ".join(gpu.basis)
+
+
+def test_worst_case_from_the_caps() -> None:
+    spec = make_spec(max_trials=6, parallel_trials=2, max_minutes=10, max_cost_usd=3)
+    fc = pricing.forecast("azure", spec, {"instance_type": "Standard_NC6s_v3"})
+    price = catalog_price("azure", "Standard_NC6s_v3")
+    assert fc.worst_cost_usd == pytest.approx(6 * 10 / 60 * price)
+    facts = pricing.backend_facts("azure")
+    assert fc.worst_wall_s == pytest.approx(3 * (600 + facts["startup_s_per_trial"]))
+    text = " ".join(fc.basis)
+    assert "per-trial runtime cap" in text and "budget.max_cost_usd" in text
+
+
+def test_bigger_model_forecasts_longer() -> None:
+    small = make_spec()
+    data = small.to_dict()
+    data["space"].append({"name": "filters", "type": "fixed", "value": 128})
+    big = StudySpec.from_dict(data)
+    a = pricing.estimate_trial_time("sagemaker", small, {})
+    b = pricing.estimate_trial_time("sagemaker", big, {})
+    assert a is not None and b is not None and b.expected_s > a.expected_s
+
+
+def add_run(
+    store: Any,
+    spec: StudySpec,
+    backend: str,
+    durations: list[float],
+    *,
+    instance: str | None = None,
+    epochs_each: int | None = None,
+) -> int:
+    sid = store.create_study(spec)
+    rid = store.create_run(sid, backend, instance_type=instance, spec=spec)
+    for i, seconds in enumerate(durations):
+        tid = store.upsert_trial(
+            rid,
+            f"t{i}",
+            status="completed",
+            objective=0.9,
+            duration_s=seconds,
+            params={"batch_size": 64},
+            started_at=1000.0 + i,
+            ended_at=1000.0 + i + seconds,
+        )
+        for e in range(epochs_each or 0):
+            store.add_epoch(tid, e, {"val_accuracy": 0.9})
+    return rid
+
+
+def test_local_forecast_from_history(store: Any) -> None:
+    spec = make_spec(max_trials=4, parallel_trials=1, epochs=2)
+    durations = [8.0, 10.0, 12.0, 9.0, 11.0, 10.0]
+    add_run(store, spec, "local", durations, epochs_each=2)
+    fc = pricing.forecast("local", spec, {}, store, calibrate=False)
+    per_epoch = sorted(d / 2 for d in durations)
+    expected_trial = (per_epoch[2] + per_epoch[3]) / 2 * 2  # the median, 2 epochs
+    assert fc.expected_wall_s == pytest.approx(4 * expected_trial)
+    assert "from 6 earlier trials on digits on this machine" in fc.basis[0]
+    assert fc.expected_cost_usd == 0.0
+    pricing.set_local_rate(store, 3.6)  # $0.001 a second
+    fc = pricing.forecast("local", spec, {}, store, calibrate=False)
+    assert fc.expected_cost_usd == pytest.approx(fc.expected_wall_s * 0.001)
+
+
+def test_history_is_rescaled_to_epochs_and_ignores_other_datasets(store: Any) -> None:
+    spec = make_spec(max_trials=2, epochs=4)
+    add_run(store, make_spec(epochs=2), "local", [10.0, 10.0, 10.0], epochs_each=2)
+    other = StudySpec.from_dict({**make_spec().to_dict(), "dataset": {"name": "mnist"}})
+    add_run(store, other, "local", [500.0, 500.0], epochs_each=2)
+    tt = pricing.estimate_trial_time("local", spec, {}, store, calibrate=False)
+    assert tt is not None and tt.source == "history"
+    assert tt.expected_s == pytest.approx(20.0)  # 5 s per epoch x 4 epochs
+
+
+def test_cloud_history_on_another_machine_is_scaled_by_the_speed_table(store: Any) -> None:
+    spec = make_spec(max_trials=2, epochs=2)
+    add_run(store, spec, "sagemaker", [100.0] * 5, instance="ml.m5.xlarge", epochs_each=2)
+    same = pricing.estimate_trial_time("sagemaker", spec, {"instance_type": "ml.m5.xlarge"}, store)
+    assert same is not None and same.source == "history"
+    assert same.expected_s == pytest.approx(100.0)
+    other = pricing.estimate_trial_time(
+        "sagemaker", spec, {"instance_type": "ml.c5.2xlarge"}, store
+    )
+    ratio = pricing.speed_factor("ml.c5.2xlarge") / pricing.speed_factor("ml.m5.xlarge")
+    assert other is not None and other.source == "history-scaled"
+    assert other.expected_s == pytest.approx(100.0 * ratio)
+    assert "scaled to ml.c5.2xlarge by the relative-speed table" in other.sentence
+
+
+def test_local_forecast_uses_a_stored_calibration(store: Any) -> None:
+    spec = make_spec(max_trials=3, epochs=2)
+    cal = pricing.Calibration(
+        per_epoch_s=2.0,
+        overhead_s=1.0,
+        per_step_s=0.05,
+        steps=5,
+        batch_size=64,
+        work=pricing.work_units(pricing.representative_params(spec), (8, 8, 1)),
+        examples=1437,
+        synthetic=False,
+        measured_at=0.0,
+    )
+    store.set_setting(pricing.calibration_key("digits", None), cal.to_dict())
+    tt = pricing.estimate_trial_time("local", spec, {}, store, calibrate=False)
+    assert tt is not None and tt.source == "calibration"
+    examples = pricing.train_examples("digits", None, 0.2)
+    compute = 0.05 * 1437 / 64 * examples / 1437
+    fixed_epoch = 2.0 - 0.05 * 1437 / 64
+    assert tt.expected_s == pytest.approx(1.0 + 2 * (fixed_epoch + compute))
+    assert "calibration" in tt.sentence
+
+
+@pytest.mark.slow
+def test_local_calibration_runs_once_and_is_cached(store: Any) -> None:
+    spec = StudySpec.from_dict(
+        {
+            "name": "cal",
+            "dataset": {"name": "digits", "subset": 256},
+            "space": [{"name": "batch_size", "type": "fixed", "value": 32}],
+        }
+    )
+    cal = pricing.cached_calibration(spec, store, steps=2)
+    assert cal is not None and cal.per_epoch_s > 0 and cal.per_step_s > 0
+    assert cal.examples == 256 and cal.batch_size == 32 and cal.steps == 2
+    assert store.get_setting("calibration.digits.256")["per_epoch_s"] == cal.per_epoch_s
+    again = pricing.cached_calibration(spec, store, run=False)
+    assert again == cal
+
+
+# ----------------------------------------------------------------------------- caps
+
+
+def test_next_trial_would_exceed_time_cap() -> None:
+    b = Budget(max_trials=10, max_minutes=10)
+    kw = {"spent_usd": 0.0, "parallel": 1, "price_per_hour": 1.0}
+    assert pricing.next_trial_would_exceed(b, elapsed_s=400, mean_trial_s=100, **kw) is None
+    msg = pricing.next_trial_would_exceed(b, elapsed_s=550, mean_trial_s=100, **kw)
+    assert msg and msg.startswith("stopped: budget reached") and "max_minutes" in msg
+    assert pricing.next_trial_would_exceed(Budget(), elapsed_s=1e9, mean_trial_s=1e9, **kw) is None
+
+
+def test_next_trial_would_exceed_cost_cap_with_parallel_trials() -> None:
+    b = Budget(max_trials=10, parallel_trials=3, max_cost_usd=1.0)
+    # one trial costs $0.10; alone it fits, with two others half done it still fits ...
+    kw = {"elapsed_s": 0.0, "mean_trial_s": 360.0, "price_per_hour": 1.0}
+    assert pricing.next_trial_would_exceed(b, spent_usd=0.85, parallel=1, **kw) is None
+    # ... but 0.85 + 0.10 x (1 + 2 x 0.5) = 1.05 breaks the cap
+    msg = pricing.next_trial_would_exceed(b, spent_usd=0.85, parallel=3, **kw)
+    assert msg and "max_cost_usd" in msg and "$1.05" in msg
+    assert (
+        pricing.next_trial_would_exceed(
+            b, spent_usd=0.0, parallel=3, **{**kw, "price_per_hour": 0.0}
+        )
+        is None
+    )
+
+
+def test_next_trial_would_exceed_per_machine_billing() -> None:
+    b = Budget(max_trials=10, parallel_trials=2, max_cost_usd=1.0)
+    kw = {"mean_trial_s": 600.0, "parallel": 2, "price_per_hour": 3.6, "billing": "per_machine"}
+    # the machine costs $0.001 a second: ends at 300 + 600 s = $0.90, fits; at 500 s, $1.10
+    assert pricing.next_trial_would_exceed(b, elapsed_s=300, spent_usd=0.3, **kw) is None
+    assert pricing.next_trial_would_exceed(b, elapsed_s=500, spent_usd=0.5, **kw)
+
+
+# ----------------------------------------------------------------------------- actual cost
+
+
+def test_live_cost_counts_finished_and_running_trials(store: Any) -> None:
+    spec = make_spec()
+    sid = store.create_study(spec)
+    rid = store.create_run(sid, "sagemaker", instance_type="ml.m5.xlarge", spec=spec)
+    store.upsert_trial(rid, "a", status="completed", billable_s=100.0, duration_s=150.0)
+    store.upsert_trial(rid, "b", status="failed", duration_s=50.0)
+    store.upsert_trial(rid, "c", status="running", started_at=1000.0)
+    run, trials = store.get_run(rid), store.list_trials(rid)
+    cost = pricing.live_cost(run, trials, 3.6, now=1030.0)
+    assert cost == pytest.approx((100 + 50 + 30) * 0.001)
+
+
+def test_live_cost_local_bills_the_machines_wall_time(store: Any) -> None:
+    spec = make_spec()
+    rid = store.create_run(store.create_study(spec), "local", spec=spec)
+    store.update_run(rid, started_at=1000.0)
+    store.upsert_trial(rid, "a", status="running", started_at=1000.0)
+    store.upsert_trial(rid, "b", status="running", started_at=1000.0)
+    cost = pricing.live_cost(store.get_run(rid), store.list_trials(rid), 3.6, now=1100.0)
+    assert cost == pytest.approx(0.1)  # 100 s of one machine, not 2 x 100 s
+    store.upsert_trial(rid, "a", cost_usd=0.25)
+    assert pricing.live_cost(store.get_run(rid), store.list_trials(rid), None) == 0.25
+
+
+def test_finalize_records_costs_and_the_forecast_error(store: Any) -> None:
+    spec = make_spec(max_trials=2)
+    sid = store.create_study(spec)
+    forecast = {"expected_wall_s": 300.0, "low_wall_s": 100.0, "high_wall_s": 500.0}
+    forecast |= {"expected_cost_usd": 0.2, "low_cost_usd": 0.15, "high_cost_usd": 0.3}
+    rid = store.create_run(
+        sid, "sagemaker", instance_type="ml.m5.xlarge", spec=spec, forecast=forecast
+    )
+    store.update_run(rid, started_at=1000.0, ended_at=1400.0)
+    store.upsert_trial(rid, "a", status="completed", billable_s=180.0, started_at=1000.0)
+    store.upsert_trial(rid, "b", status="completed", billable_s=180.0, started_at=1010.0)
+    out = pricing.finalize_run_costs(store, rid, price_per_hour=1.0)
+    assert [t.cost_usd for t in store.list_trials(rid)] == [pytest.approx(0.05)] * 2
+    run = store.get_run(rid)
+    assert run.cost_usd == pytest.approx(0.1) and out["wall_s"] == 400.0
+    error = run.forecast["error"]
+    assert error["wall_rel_error"] == pytest.approx((300 - 400) / 400)
+    assert error["cost_rel_error"] == pytest.approx(1.0) and error["cost_in_range"] is False
+    assert error["wall_in_range"] is True
+
+
+def test_forecast_error_without_an_actual_cost() -> None:
+    err = pricing.forecast_error({"expected_wall_s": 90.0, "expected_cost_usd": 0.0}, 100.0, 0.0)
+    assert err["wall_rel_error"] == pytest.approx(-0.1) and err["cost_rel_error"] is None
+    assert err["wall_in_range"] is None
+
+
+# ----------------------------------------------------------------------------- curves
+
+
+def curve_frame() -> pd.DataFrame:
+    rows = [
+        # run 1 on sagemaker: a failed trial still costs money
+        (1, "sagemaker", 0, "completed", 0.80, 100.0, 160.0, 0.10),
+        (1, "sagemaker", 1, "failed", None, 100.0, 130.0, 0.05),
+        (1, "sagemaker", 2, "completed", 0.70, 170.0, 250.0, 0.10),
+        (1, "sagemaker", 3, "completed", 0.90, 170.0, 300.0, 0.10),
+        (1, "sagemaker", 4, "running", None, 310.0, None, None),
+        # run 2 on local: costs come from the price given for the run
+        (2, "local", 0, "completed", 0.60, 50.0, 60.0, None),
+        (2, "local", 1, "completed", 0.85, 55.0, 80.0, None),
+    ]
+    cols = ["run_id", "backend", "trial", "status", "objective", "started_at", "ended_at"]
+    frame = pd.DataFrame([r[:7] for r in rows], columns=cols)
+    frame["cost_usd"] = [r[7] for r in rows]
+    frame["billable_s"] = None
+    frame["duration_s"] = frame["ended_at"] - frame["started_at"]
+    return frame
+
+
+def test_best_so_far_curves_per_platform() -> None:
+    curves = pricing.best_so_far_curves(curve_frame(), prices={2: 36.0})
+    sm = curves[curves.group == "sagemaker"]
+    assert list(sm.elapsed_s) == [30.0, 60.0, 150.0, 200.0]  # from the run's first start
+    assert list(sm.cost_usd) == pytest.approx([0.05, 0.15, 0.25, 0.35])
+    best = list(sm.best)
+    assert math.isnan(best[0]) and best[1:] == [0.8, 0.8, 0.9]
+    local = curves[curves.group == "local"]
+    assert list(local.elapsed_s) == [10.0, 30.0]
+    assert list(local.cost_usd) == pytest.approx([0.1, 0.35])  # 10 s and 25 s at $0.01/s
+    assert list(local.best) == [0.6, 0.85]
+    assert {"group", "elapsed_s", "cost_usd", "best", "backend"} <= set(curves.columns)
+
+
+def test_best_so_far_curves_minimise_and_empty() -> None:
+    frame = curve_frame()
+    curves = pricing.best_so_far_curves(frame[frame.run_id == 1], goal="min")
+    assert list(curves.best)[1:] == [0.8, 0.7, 0.7]
+    empty = pricing.best_so_far_curves(frame.iloc[0:0])
+    assert empty.empty and "best" in empty.columns
+
+
+def test_representative_params_and_work_units() -> None:
+    spec = make_spec()
+    params = pricing.representative_params(spec)
+    assert params["batch_size"] == 64 and params["learning_rate"] == pytest.approx(0.0505)
+    # one block of 4 filters, kernel 3, on 4x4x1, pooled to 2x2, then dense 8 -> 10 classes
+    tiny = {"conv_blocks": 1, "filters": 4, "kernel_size": 3, "dense_units": 8}
+    assert pricing.work_units(tiny, (4, 4, 1)) == 4 * 4 * 9 * 1 * 4 + 2 * 2 * 4 * 8 + 8 * 10
+    assert pricing.work_units({"filters": "64.0"}, (8, 8, 1)) > pricing.work_units({}, (8, 8, 1))
