@@ -47,7 +47,6 @@ _JOB = re.compile(
 _UPLOAD = re.compile(r"^/upload/storage/v1/b/([^/]+)/o$")
 _BUCKET = re.compile(r"^/storage/v1/b/([^/]+)$")
 _OBJECT = re.compile(r"^/(?:download/)?storage/v1/b/([^/]+)/o/(.+)$")
-_BASE_TIME = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
 
 
 def _stamp(when: datetime, nanos: int = 0) -> str:
@@ -64,6 +63,7 @@ class FakeVertex:
         calls: (method, path) of every request, in order.
         requests: job resource name -> the create request's JSON body, as received.
         trial_seconds: how long each finished trial ran.
+        base_time: when the fake's jobs start (trials follow two minutes apart).
         cancelling_reads: how many reads after a cancel still report JOB_STATE_CANCELLING
             before the job reads as JOB_STATE_CANCELLED.
     """
@@ -74,6 +74,7 @@ class FakeVertex:
         self.calls: list[tuple[str, str]] = []
         self.requests: dict[str, dict[str, Any]] = {}
         self.trial_seconds = trial_seconds
+        self.base_time = datetime.now(UTC).replace(microsecond=0)
         self.cancelling_reads = cancelling_reads
         self._cancelling: dict[str, int] = {}
         self._ids = itertools.count(1000)
@@ -131,9 +132,9 @@ class FakeVertex:
             job = self.job(name)
             job["state"] = state
             if state == "JOB_STATE_RUNNING" and "startTime" not in job:
-                job["startTime"] = _stamp(_BASE_TIME)
+                job["startTime"] = _stamp(self.base_time)
             if state in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"):
-                job["endTime"] = _stamp(_BASE_TIME + timedelta(hours=1))
+                job["endTime"] = self._end_time(job)
 
     def add_trial(
         self,
@@ -152,7 +153,7 @@ class FakeVertex:
             rng = random.Random(seed if seed is not None else number)
             study = job["studySpec"]
             metric = study["metrics"][0]["metricId"]
-            start = _BASE_TIME + timedelta(minutes=2 * number)
+            start = self.base_time + timedelta(minutes=2 * number)
             trial: dict[str, Any] = {
                 "id": str(number),
                 "state": state,
@@ -195,6 +196,10 @@ class FakeVertex:
             self.add_trial(name, state="SUCCEEDED", epochs=2)
         self.set_state(name, "JOB_STATE_SUCCEEDED")
 
+    def _end_time(self, job: dict[str, Any]) -> str:
+        minutes = 2 * len(job.get("trials") or []) + 5
+        return _stamp(self.base_time + timedelta(minutes=minutes))
+
     def cancel_calls(self) -> list[str]:
         """Return the paths of every cancel request received."""
         return [path for method, path in self.calls if method == "POST" and ":cancel" in path]
@@ -211,8 +216,8 @@ class FakeVertex:
             job.update(
                 name=name,
                 state="JOB_STATE_PENDING",
-                createTime=_stamp(_BASE_TIME),
-                updateTime=_stamp(_BASE_TIME),
+                createTime=_stamp(self.base_time),
+                updateTime=_stamp(self.base_time),
             )
             self.jobs[name] = job
             return 200, job
@@ -227,7 +232,7 @@ class FakeVertex:
                 self._cancelling[name] = left - 1
                 if left <= 0:
                     job["state"] = "JOB_STATE_CANCELLED"
-                    job["endTime"] = _stamp(_BASE_TIME + timedelta(hours=1))
+                    job["endTime"] = self._end_time(job)
             return 200, json.loads(json.dumps(job))
 
     def cancel_job(self, name: str) -> tuple[int, dict[str, Any]]:

@@ -138,7 +138,13 @@ def test_every_parameter_type_maps_to_its_vertex_spec() -> None:
     args = vr.build_request(_spec(), SETTINGS)["trialJobSpec"]["workerPoolSpecs"][0][
         "pythonPackageSpec"
     ]["args"]
-    assert "--kernel_size=5" in args and "--batch_norm=true" in args
+    assert "--kernel_size=5" in args and not any("batch_norm" in a for a in args)
+    assert not any(a.startswith("--dataset") for a in args)  # the staged folder says it all
+    plain = vr.build_request(_spec(model={"batch_norm": False}), SETTINGS)
+    assert (
+        "--batch_norm=false"
+        in plain["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]["args"]
+    )
 
 
 def test_strategies_map_to_search_algorithms() -> None:
@@ -436,6 +442,21 @@ def test_cost_cap_cancels_the_job(vertex: Harness, store: Store) -> None:
     assert vertex.fake.cancel_calls() == [f"/v1/{handle}:cancel"]
 
 
+def test_time_cap_cancels_the_job(vertex: Harness, store: Store) -> None:
+    import time
+
+    from core.backends.vertex import VertexBackend
+
+    spec = _spec(budget={"max_trials": 6, "parallel_trials": 2, "epochs": 2, "max_minutes": 30})
+    run_id = _run(store, spec, vertex.settings)
+    handle = vertex.backend.launch(spec, store.get_run(run_id))
+    assert vertex.backend.poll(store.get_run(run_id)).status == "queued"  # within the cap
+    later = VertexBackend(store, clock=lambda: time.time() + 31 * 60, **vertex.backend_kwargs)
+    result = later.poll(store.get_run(run_id))
+    assert result.status == "stopped" and "30 minutes" in str(result.detail)
+    assert vertex.fake is not None and vertex.fake.cancel_calls() == [f"/v1/{handle}:cancel"]
+
+
 def test_import_a_finished_job_by_resource_name_or_id(vertex: Harness, store: Store) -> None:
     spec = _spec()
     source = _run(store, spec, vertex.settings)
@@ -463,6 +484,25 @@ def test_launch_refuses_before_uploading(vertex: Harness, store: Store) -> None:
     with pytest.raises(BackendNotReady, match="bucket"):
         vertex.backend.launch(_spec(), store.get_run(_run(store, _spec(), {"project": "abcdef"})))
     assert vertex.fake is not None and vertex.fake.calls == []
+
+
+def test_objective_must_be_one_the_trainer_reports(vertex: Harness, store: Store) -> None:
+    from core.backends.vertex import trainer_objectives
+
+    spec = _spec(objective={"metric": "val_loss", "goal": "min"})
+    run = store.get_run(_run(store, spec, vertex.settings))
+    supported = trainer_objectives()
+    if supported is not None and "val_loss" not in supported:
+        with pytest.raises(BackendError, match="without a measurement"):
+            vertex.backend.launch(spec, run)
+        assert vertex.fake is not None and vertex.fake.jobs == {}
+    else:
+        handle = vertex.backend.launch(spec, run)
+        assert vertex.fake is not None
+        args = vertex.fake.requests[handle]["trialJobSpec"]["workerPoolSpecs"][0][
+            "pythonPackageSpec"
+        ]["args"]
+        assert "--objective=val_loss" in args
 
 
 # ----------------------------------------------------------------------------- preview and export

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.backends.base import CloudBackend, Forecast, PollResult
 from core.backends.vertex_request import (
+    DEFAULT_OBJECTIVE,
     PACKAGE_NAME,
     PACKAGE_VERSION,
     PYTHON_MODULE,
@@ -56,7 +57,7 @@ from core.errors import (
     NotFound,
     SpecError,
 )
-from core.spec import StudySpec, parse_spec
+from core.spec import METRICS, StudySpec, parse_spec
 from core.store import ACTIVE_STATUSES
 
 if TYPE_CHECKING:
@@ -443,6 +444,7 @@ class VertexBackend:
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._clock()))
             settings["job_name"] = f"cloudtune-{slug(spec.name, 30)}-r{run.id}-{stamp}"
         build_request(spec, settings)  # fail on the spec before uploading anything
+        _check_objective(spec)
         self._configure_sdk()
         paths = gcs_paths(spec, settings)
         with tempfile.TemporaryDirectory() as tmp:
@@ -667,6 +669,29 @@ class VertexBackend:
                 updates["spec_json"] = json.dumps(parse_spec(data).to_dict(), sort_keys=True)
         self.store.update_run(run.id, **updates)
         return self.poll(self.store.get_run(run.id))
+
+
+def trainer_objectives() -> set[str] | None:
+    """Return the metrics the trainer can report to Vertex AI (None: no trainer installed)."""
+    try:
+        from core.trainer import train
+    except ImportError:
+        return None
+    options = {o for a in train.build_parser()._actions for o in a.option_strings}
+    if "--objective" in options:
+        return set(METRICS)
+    return {str(getattr(train, "OBJECTIVE", DEFAULT_OBJECTIVE))}
+
+
+def _check_objective(spec: StudySpec) -> None:
+    supported = trainer_objectives()
+    metric = spec.objective.metric
+    if supported is not None and metric not in supported:
+        raise BackendError(
+            f"The trainer reports only {', '.join(sorted(supported))} to Vertex AI's tuning "
+            f"service, so a {metric} objective would leave every trial without a measurement; "
+            f"set objective.metric to {sorted(supported)[0]}."
+        )
 
 
 def _resource_name(handle: str, settings: Mapping[str, Any]) -> str:

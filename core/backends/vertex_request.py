@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import BackendError, SpecError
 from core.spec import (
     KNOWN_PARAMS,
+    MODEL_OPTIONS,
     ChoiceParam,
     FixedParam,
     FloatParam,
@@ -45,6 +46,8 @@ PACKAGE_VERSION = "0.1.0"
 PYTHON_MODULE = "train"
 """The trainer bundle's entry script (train.py at the bundle's top) run as ``python -m train``."""
 PLACEHOLDER_BUCKET = "YOUR_BUCKET"
+DEFAULT_OBJECTIVE = "val_accuracy"
+"""The metric the trainer reports to Vertex AI unless told otherwise."""
 
 JOB_STATES: dict[int, str] = {
     0: "JOB_STATE_UNSPECIFIED",
@@ -307,15 +310,17 @@ def _arg_value(value: Any) -> str:
 
 
 def trainer_args(spec: StudySpec, data_uri: str) -> list[str]:
-    """Return the trainer's static arguments; Vertex AI appends ``--<param>=<value>`` per trial."""
-    args = [
-        f"--data-dir={data_uri}",
-        f"--dataset={spec.dataset.name}",
-        f"--epochs={spec.budget.epochs}",
-        f"--objective={spec.objective.metric}",
-        f"--seed={spec.seed}",
-    ]
-    args += [f"--{k}={_arg_value(v)}" for k, v in sorted(dict(spec.model).items())]
+    """Return the trainer's static arguments; Vertex AI appends ``--<param>=<value>`` per trial.
+
+    The data folder carries a manifest (name, subset, split, seed), so the trainer reads
+    exactly the staged data; only model options that differ from the defaults are passed,
+    and the objective only when it is not the trainer's default (val_accuracy).
+    """
+    args = [f"--data-dir={data_uri}", f"--epochs={spec.budget.epochs}", f"--seed={spec.seed}"]
+    if spec.objective.metric != DEFAULT_OBJECTIVE:
+        args.append(f"--objective={spec.objective.metric}")
+    options = {k: v for k, v in dict(spec.model).items() if MODEL_OPTIONS.get(k) != v}
+    args += [f"--{k}={_arg_value(v)}" for k, v in sorted(options.items())]
     args += [f"--{p.name}={_arg_value(p.value)}" for p in spec.space if isinstance(p, FixedParam)]
     return args
 
