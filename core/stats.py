@@ -483,7 +483,7 @@ def _split(
 ) -> tuple[list[tuple[str, str, np.ndarray]], dict[str, int]]:
     """Drop NaN / infinite values, count them, and cut the rest into per-group arrays."""
     v = values[layout.order]
-    nonnum = int(bad[layout.order].sum())
+    nonnum = int(bad[layout.order].sum()) if bad.any() else 0
     nan = int(np.isnan(v).sum()) - nonnum
     inf = int(np.isinf(v).sum())
     keep = np.isfinite(v)

@@ -350,17 +350,27 @@ def welch_anova(g: Groups) -> WelchResult | None:
     return WelchResult(f, k - 1.0, df2, float(f_dist.sf(f, k - 1, df2)))
 
 
-def average_ranks(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Average ranks (1-based) of x with one sort, and the tie sum of t**3 - t."""
+def rank_sums(x: np.ndarray, group_id: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """Sum of average ranks (1-based, ties averaged) per group with one sort, and the tie sum.
+
+    Args:
+        x: All values.
+        group_id: Group index (0..k-1) of each value.
+        k: Number of groups.
+
+    Returns:
+        The rank sum of each group and the sum over tied blocks of t**3 - t.
+    """
     order = np.argsort(x, kind="quicksort")
     s = x[order]
     bounds = np.flatnonzero(s[1:] != s[:-1]) + 1
     starts = np.concatenate(([0], bounds))
     ends = np.concatenate((bounds, [len(x)]))
-    sizes = (ends - starts).astype(float)
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks, float((sizes**3 - sizes).sum())
+    sizes = ends - starts
+    ranks_in_order = np.repeat((starts + ends + 1) / 2.0, sizes)
+    sums = np.bincount(group_id[order], weights=ranks_in_order, minlength=k)
+    t = sizes[sizes > 1].astype(float)
+    return sums, float((t**3 - t).sum())
 
 
 def kruskal_wallis(g: Groups) -> tuple[KruskalResult, np.ndarray, float]:
@@ -369,9 +379,11 @@ def kruskal_wallis(g: Groups) -> tuple[KruskalResult, np.ndarray, float]:
 
     x = np.concatenate(g.samples)
     big_n = float(len(x))
-    ranks, ties = average_ranks(x)
-    starts = np.concatenate(([0], np.cumsum(g.n[:-1]))).astype(np.int64)
-    mean_ranks = np.add.reduceat(ranks, starts) / g.n
+    group_id = np.repeat(
+        np.arange(g.k, dtype=np.int16 if g.k < 32000 else np.int64), g.n.astype(int)
+    )
+    sums, ties = rank_sums(x, group_id, g.k)
+    mean_ranks = sums / g.n
     h = 12.0 / (big_n * (big_n + 1)) * float((g.n * (mean_ranks - (big_n + 1) / 2) ** 2).sum())
     correction = 1.0 - ties / (big_n**3 - big_n)
     h = h / correction if correction > 0 else math.nan
