@@ -11,7 +11,7 @@ from core.errors import SpecError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, StudySpec
 
 if TYPE_CHECKING:
-    from azure.ai.ml.entities import SweepJob
+    from azure.ai.ml.sweep import SweepJob
 
 CURATED_TF_ENVIRONMENT = (
     "azureml://registries/azureml/environments/tensorflow-2.16-cuda12/labels/latest"

@@ -1,0 +1,82 @@
+"""The Azure ML backend wired to the loopback fake and a local MLflow store, for the conformance suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.backends.base import Backend
+from core.store import Store
+from tests.fake_azure import FakeAzureML, mlflow_store
+
+SETTINGS: dict[str, Any] = {
+    "subscription_id": "00000000-0000-0000-0000-000000000000",
+    "resource_group": "rg-cloudtune-test",
+    "workspace": "ws-cloudtune-test",
+    "compute": "cpu-cluster",
+    "instance_type": "Standard_DS3_v2",
+    "region": "eastus",
+    "data_uri": "azureml://datastores/workspaceblobstore/paths/cloudtune/digits/",
+}
+"""Settings that make check() return []; data_uri spares each launch a dataset staging."""
+
+
+def stand_in_bundle(dest: Path) -> Path:
+    """A minimal trainer source folder, used only while core.trainer.bundle is not installed."""
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "train.py").write_text("print('val_accuracy: 0.5')\n", encoding="utf-8")
+    return dest
+
+
+def bundle_builder() -> Callable[[Path], Path]:
+    """Return the real trainer bundle builder when it exists, else :func:`stand_in_bundle`."""
+    try:
+        from core.trainer.bundle import build_bundle
+    except ImportError:
+        return stand_in_bundle
+    return lambda dest: Path(build_bundle(dest))
+
+
+@dataclass
+class Harness:
+    """What the conformance suite needs, plus the fake for Azure-specific tests.
+
+    Attributes:
+        backend: the backend wired to the fake.
+        settings: settings that make ``check`` return [].
+        finish: finish(handle, n) makes the fake report the sweep Completed with n trials.
+        fake: the fake service (jobs, calls, cancels) and its MLflow store.
+        backend_kwargs: the constructor arguments (a new instance = an app restart).
+    """
+
+    backend: Backend
+    settings: dict[str, Any]
+    finish: Callable[[str, int], None]
+    fake: FakeAzureML | None = None
+    backend_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
+    """Start the fake, aim a real MLClient at it, and yield a ready :class:`Harness`."""
+    from core.backends.azure import AzureBackend
+
+    fake = FakeAzureML(mlflow_store(tmp_path / "mlflow")).start()
+    try:
+        kwargs: dict[str, Any] = {
+            "client": fake.ml_client(SETTINGS),
+            "tracking_uri": fake.tracking_uri,
+            "bundle_builder": bundle_builder(),
+        }
+        yield Harness(
+            backend=AzureBackend(store, **kwargs),
+            settings=dict(SETTINGS),
+            finish=fake.finish,
+            fake=fake,
+            backend_kwargs=kwargs,
+        )
+    finally:
+        fake.stop()
