@@ -105,7 +105,14 @@ def metric_info(
 
 
 def group_words(column: str) -> tuple[str, str]:
-    """Singular and plural nouns for the groups of a column ("platform", "platforms")."""
+    """Singular and plural nouns for the groups of a column ("platform", "platforms").
+
+    Args:
+        column: The grouping column (backend, strategy, instance_type, seed or any other).
+
+    Returns:
+        (singular, plural), e.g. ("instance type", "instance types").
+    """
     if column in _GROUP_WORDS:
         return _GROUP_WORDS[column]
     word = column.replace("_", " ")
@@ -137,7 +144,15 @@ def format_p(p: float, alpha: float = 0.05) -> str:
 
 
 def p_phrase(p: float, alpha: float = 0.05) -> str:
-    """A p-value for a sentence: "p = 0.005" or "p < 0.001"."""
+    """A p-value for a sentence: "p = 0.005" or "p < 0.001".
+
+    Args:
+        p: The p-value.
+        alpha: Significance level; values that would round onto it get a fourth decimal.
+
+    Returns:
+        The phrase, "p undefined" when p is NaN.
+    """
     if p is None or not math.isfinite(p):
         return "p undefined"
     if p < 0.001:

@@ -312,7 +312,15 @@ class LeveneResult:
 
 
 def anova_oneway(g: Groups) -> AnovaResult:
-    """Classic one-way ANOVA from group sizes, means and variances (two-pass, no cancellation)."""
+    """Classic one-way ANOVA from group sizes, means and variances (two-pass, no cancellation).
+
+    Args:
+        g: The groups (k >= 2, each n >= 2).
+
+    Returns:
+        F, its degrees of freedom and p, the sums and mean squares, eta² and omega²;
+        F is infinite (p = 0) when every group is constant but the means differ.
+    """
     from scipy.stats import f as f_dist
 
     n, big_n, k = g.n, float(g.total), g.k
@@ -333,7 +341,14 @@ def anova_oneway(g: Groups) -> AnovaResult:
 
 
 def welch_anova(g: Groups) -> WelchResult | None:
-    """Welch's heteroscedastic F test (R's oneway.test, var.equal = FALSE)."""
+    """Welch's heteroscedastic F test (R's oneway.test, var.equal = FALSE).
+
+    Args:
+        g: The groups (k >= 2, each n >= 2).
+
+    Returns:
+        The result, or None when a group has zero variance (its weight would be infinite).
+    """
     from scipy.stats import f as f_dist
 
     if np.any(g.var <= 0):
@@ -374,7 +389,15 @@ def rank_sums(x: np.ndarray, group_id: np.ndarray, k: int) -> tuple[np.ndarray, 
 
 
 def kruskal_wallis(g: Groups) -> tuple[KruskalResult, np.ndarray, float]:
-    """Tie-corrected Kruskal–Wallis H; also the mean ranks and tie sum for Dunn's test."""
+    """Tie-corrected Kruskal–Wallis H; also the mean ranks and tie sum for Dunn's test.
+
+    Args:
+        g: The groups (k >= 2).
+
+    Returns:
+        The result (H, df, p, epsilon² = H / (N - 1)), each group's mean rank, and the sum
+        over tied blocks of t**3 - t.
+    """
     from scipy.stats import chi2
 
     x = np.concatenate(g.samples)
@@ -393,14 +416,29 @@ def kruskal_wallis(g: Groups) -> tuple[KruskalResult, np.ndarray, float]:
 
 
 def spread_test(g: Groups, center: Literal["mean", "median"]) -> LeveneResult:
-    """Levene (mean) or Brown–Forsythe (median): ANOVA on absolute deviations from the center."""
+    """Levene (mean) or Brown–Forsythe (median): ANOVA on absolute deviations from the center.
+
+    Args:
+        g: The groups (k >= 2, each n >= 2).
+        center: "mean" for Levene's test, "median" for Brown–Forsythe's (R car's default).
+
+    Returns:
+        The F statistic, its degrees of freedom and p.
+    """
     dev = [np.abs(s - (s.mean() if center == "mean" else np.median(s))) for s in g.samples]
     res = anova_oneway(make_groups(list(g.keys), list(g.labels), dev))
     return LeveneResult(res.f, res.df_between, res.df_within, res.p, center)
 
 
 def shapiro_table(g_all: list[tuple[str, str, np.ndarray]]) -> pd.DataFrame:
-    """Shapiro–Wilk per group where 3 <= n <= 5000, with a note where it is not run."""
+    """Shapiro–Wilk per group where 3 <= n <= 5000, with a note where it is not run.
+
+    Args:
+        g_all: (key, label, values) of every group.
+
+    Returns:
+        Columns group, label, n, W, p, note (W and p NaN where the test is not run).
+    """
     from scipy.stats import shapiro
 
     rows = []
@@ -422,7 +460,15 @@ def shapiro_table(g_all: list[tuple[str, str, np.ndarray]]) -> pd.DataFrame:
 
 
 def descriptives_table(parts: list[tuple[str, str, np.ndarray]], alpha: float) -> pd.DataFrame:
-    """n, mean, sd, median, min, max and the (1 - alpha) t interval of the mean per group."""
+    """n, mean, sd, median, min, max and the (1 - alpha) t interval of the mean per group.
+
+    Args:
+        parts: (key, label, values) of every group, empty groups included.
+        alpha: 0.05 gives the 95 % interval.
+
+    Returns:
+        One row per group; statistics a group is too small for are NaN.
+    """
     from scipy.stats import t as t_dist
 
     rows = []
