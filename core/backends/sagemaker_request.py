@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -161,7 +162,7 @@ def settings_problems(settings: Mapping[str, Any]) -> list[str]:
             "The AWS region is not set: choose one (e.g. us-east-1) in Settings → SageMaker."
         )
     else:
-        problems += _region_problems(str(settings["region"]))
+        problems += _region_problems(settings)
     role = str(settings.get("role_arn") or "")
     if not role:
         problems.append(
@@ -202,20 +203,32 @@ def settings_problems(settings: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _region_problems(name: str) -> list[str]:
-    from sagemaker.core import image_uris
-
+def _region_problems(settings: Mapping[str, Any]) -> list[str]:
+    name = str(settings["region"])
     try:
-        image_uris.retrieve(
-            "tensorflow",
-            region=name,
-            version=DEFAULT_FRAMEWORK_VERSION,
-            instance_type=DEFAULT_INSTANCE_TYPE,
-            image_scope="training",
-        )
-    except ValueError:
+        _image_uri(name, DEFAULT_FRAMEWORK_VERSION, instance_type(settings))
+    except ValueError as err:
+        if "region" not in str(err).lower():
+            return []
         return [f"The region {name!r} has no SageMaker TensorFlow images; use e.g. us-east-1."]
     return []
+
+
+@functools.lru_cache(maxsize=64)
+def _image_uri(region_name: str, version: str, instance: str) -> str:
+    """Return image_uris' TensorFlow training image (cached: each lookup reads botocore's
+    endpoint data, which takes a while)."""
+    from sagemaker.core import image_uris
+
+    return str(
+        image_uris.retrieve(
+            "tensorflow",
+            region=region_name,
+            version=version,
+            instance_type=instance,
+            image_scope="training",
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- names and paths
@@ -304,19 +317,9 @@ def training_image(settings: Mapping[str, Any]) -> str:
     """
     if settings.get("training_image"):
         return str(settings["training_image"])
-    from sagemaker.core import image_uris
-
     version = str(settings.get("framework_version") or DEFAULT_FRAMEWORK_VERSION)
     try:
-        return str(
-            image_uris.retrieve(
-                "tensorflow",
-                region=region(settings),
-                version=version,
-                instance_type=instance_type(settings),
-                image_scope="training",
-            )
-        )
+        return _image_uri(region(settings), version, instance_type(settings))
     except ValueError as err:
         raise BackendError(
             f"SageMaker has no TensorFlow {version} training image for region "
@@ -573,7 +576,9 @@ def training_job_definition(
                 ),
             )
         ],
-        output_data_config=shapes.OutputDataConfig(s3_output_path=output_uri(settings)),
+        output_data_config=shapes.OutputDataConfig(
+            s3_output_path=output_uri(settings), compression_type="GZIP"
+        ),
         resource_config=shapes.ResourceConfig(
             instance_type=instance_type(settings),
             instance_count=instance_count(settings),

@@ -1,0 +1,455 @@
+"""A local AWS for tests: moto's server on loopback, plus the SageMaker calls moto lacks.
+
+:func:`fake_aws` starts moto's ``ThreadedMotoServer`` on 127.0.0.1, points every boto3 client
+at it through ``AWS_ENDPOINT_URL`` and gives them fake credentials, so the code under test
+makes its real AWS calls over HTTP and nothing leaves the machine. moto 5.2 answers S3 and
+CreateHyperParameterTuningJob / DescribeHyperParameterTuningJob / CreateTrainingJob /
+DescribeTrainingJob itself; this module adds to the server the two operations it does not
+implement (ListTrainingJobsForHyperParameterTuningJob and StopHyperParameterTuningJob) and
+makes a new tuning job start "InProgress" (moto marks it Completed at once). A tuning job's
+training jobs are real moto training jobs that :meth:`FakeAWS.add_trials` creates, as
+SageMaker would.
+
+Example:
+    >>> with fake_aws() as aws:
+    ...     aws.create_bucket("b")
+    ...     ...                                   # launch a tuning job through boto3
+    ...     aws.finish("ct-demo-1-abc", 2)        # two completed training jobs, job Completed
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+ACCOUNT = "123456789012"
+"""moto's default account."""
+REGION = "us-east-1"
+BUCKET = "cloudtune-test"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/CloudTuneSageMaker"
+
+_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "SAGEMAKER_VALIDATE_ROLE": "false",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+_ACTIVE: FakeAWS | None = None
+"""The fake the server's added handlers record into (one at a time)."""
+
+
+@dataclass
+class FakeAWS:
+    """The running fake: its endpoint, what it was asked, and levers to move jobs along.
+
+    Attributes:
+        endpoint: http://127.0.0.1:<port>.
+        created: CreateHyperParameterTuningJob requests received, by job name.
+        stopped: names of tuning jobs a StopHyperParameterTuningJob call named.
+        listed: names of tuning jobs whose training jobs were listed.
+        page_size: at most this many training jobs per list page (tests pagination).
+    """
+
+    endpoint: str
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)
+    page_size: int = 100
+    trials: dict[str, list[str]] = field(default_factory=dict)
+
+    # -- moto's in-process state
+    @staticmethod
+    def sagemaker() -> Any:
+        """Return moto's SageMaker backend for the test account and region."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[ACCOUNT][REGION]
+
+    def tuning_job(self, name: str) -> Any:
+        """Return moto's record of a tuning job (ResourceNotFound, as AWS, when there is none)."""
+        from moto.sagemaker.exceptions import ResourceNotFound
+
+        jobs = self.sagemaker().hyper_parameter_tuning_jobs
+        if name not in jobs:
+            raise ResourceNotFound(message=f"Amazon SageMaker can't find a tuning job {name!r}.")
+        return jobs[name]
+
+    def client(self, service: str) -> Any:
+        """Return a boto3 client aimed at the fake."""
+        import boto3
+
+        return boto3.session.Session(region_name=REGION).client(service)
+
+    def create_bucket(self, name: str = BUCKET) -> None:
+        """Create an S3 bucket in the fake."""
+        self.client("s3").create_bucket(Bucket=name)
+
+    def objects(self, bucket: str = BUCKET, prefix: str = "") -> list[str]:
+        """Return the object keys under ``prefix``."""
+        pages = (
+            self.client("s3")
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix)
+        )
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    # -- moving a tuning job along
+    def add_trials(
+        self,
+        job_name: str,
+        n: int,
+        *,
+        status: str = "Completed",
+        objective: float = 0.8,
+        billable_s: int = 100,
+    ) -> list[str]:
+        """Create ``n`` training jobs of a tuning job in moto, as SageMaker would; return names.
+
+        Completed jobs get a final objective (``objective`` + 0.01 per trial), metrics,
+        start and end times and billable seconds; failed ones a failure reason.
+        """
+        job = self.tuning_job(job_name)
+        names = self.trials.setdefault(job_name, [])
+        for _ in range(n):
+            names.append(self._create_trial(job, len(names), status, objective, billable_s))
+        self._update_counters(job)
+        return names[-n:] if n else []
+
+    def _create_trial(
+        self, job: Any, index: int, status: str, objective: float, billable_s: int
+    ) -> str:
+        definition = job.training_job_definition
+        config = job.hyper_parameter_tuning_job_config
+        name = _trial_name(job.hyper_parameter_tuning_job_name, index)
+        tuned = _sample(config.get("ParameterRanges") or {}, index)
+        trial = self.sagemaker().create_training_job(
+            training_job_name=name,
+            hyper_parameters={**definition.get("StaticHyperParameters", {}), **tuned},
+            algorithm_specification=copy.deepcopy(definition["AlgorithmSpecification"]),
+            role_arn=definition["RoleArn"],
+            input_data_config=definition.get("InputDataConfig"),
+            output_data_config=definition["OutputDataConfig"],
+            resource_config=definition["ResourceConfig"],
+            vpc_config=None,
+            stopping_condition=definition.get("StoppingCondition"),
+            tags=None,
+            enable_network_isolation=False,
+            enable_inter_container_traffic_encryption=False,
+            enable_managed_spot_training=False,
+            checkpoint_config=None,
+            debug_hook_config=None,
+            debug_rule_configurations=None,
+            tensor_board_output_config=None,
+            experiment_config=None,
+        )
+        trial.training_start_time = datetime.now(UTC) - timedelta(seconds=600 - 10 * index)
+        trial.tuning_job_arn = job.arn
+        trial.tuned = tuned
+        trial.training_end_time = None
+        trial.final_metric_data_list = []
+        trial.training_job_status = trial.secondary_status = "InProgress"
+        if status != "InProgress":
+            self._end_trial(trial, index, status, objective, billable_s)
+        return name
+
+    @staticmethod
+    def _end_trial(trial: Any, index: int, status: str, objective: float, billable_s: int) -> None:
+        start = trial.training_start_time
+        seconds = billable_s + 10 * index
+        trial.training_job_status = trial.secondary_status = status
+        trial.training_end_time = start + timedelta(seconds=seconds + 5)
+        trial.training_time_in_seconds = seconds + 5
+        trial.billable_time_in_seconds = seconds
+        if status == "Failed":
+            trial.failure_reason = "AlgorithmError: the trainer exited with status 1"
+            return
+        value = round(objective + 0.01 * index, 4)
+        trial.final_metric_data_list = [
+            {"MetricName": "val_accuracy", "Value": value, "Timestamp": start},
+            {"MetricName": "val_loss", "Value": round(1 - value, 4), "Timestamp": start},
+        ]
+
+    def _update_counters(self, job: Any) -> None:
+        statuses = [self.sagemaker().training_jobs[n].training_job_status for n in self._names(job)]
+        job.training_job_status_counters = {
+            "Completed": statuses.count("Completed"),
+            "InProgress": statuses.count("InProgress"),
+            "RetryableError": 0,
+            "NonRetryableError": statuses.count("Failed"),
+            "Stopped": statuses.count("Stopped"),
+        }
+
+    def _names(self, job: Any) -> list[str]:
+        return self.trials.get(job.hyper_parameter_tuning_job_name, [])
+
+    def complete_running(self, job_name: str) -> None:
+        """End every running training job of a tuning job with a result."""
+        for index, name in enumerate(self.trials.get(job_name, [])):
+            trial = self.sagemaker().training_jobs[name]
+            if trial.training_job_status == "InProgress":
+                self._end_trial(trial, index, "Completed", 0.8, 100)
+        self._update_counters(self.tuning_job(job_name))
+
+    def finish(self, job_name: str, n: int) -> None:
+        """Make the tuning job report ``n`` completed training jobs and status Completed.
+
+        Running training jobs complete first (a finished tuning job has none running) and
+        count towards ``n``; more are created until ``n`` have completed.
+        """
+        self.complete_running(job_name)
+        done = [
+            t
+            for t in self.trials.get(job_name, [])
+            if self.sagemaker().training_jobs[t].training_job_status == "Completed"
+        ]
+        self.add_trials(job_name, max(n - len(done), 0))
+        self.set_status(job_name, "Completed")
+
+    def set_status(self, job_name: str, status: str, reason: str | None = None) -> None:
+        """Set a tuning job's status (and failure reason); finished jobs get an end time."""
+        job = self.tuning_job(job_name)
+        job.hyper_parameter_tuning_job_status = status
+        job.failure_reason = reason
+        if status in ("Completed", "Failed", "Stopped"):
+            job.hyper_parameter_tuning_end_time = datetime.now(UTC)
+        job.last_modified_time = datetime.now(UTC)
+
+    # -- the operations moto lacks (installed on its SageMakerResponse class)
+    def summaries(self, job_name: str) -> list[dict[str, Any]]:
+        """Return HyperParameterTrainingJobSummary records of a tuning job's training jobs."""
+        job = self.tuning_job(job_name)
+        objective = job.hyper_parameter_tuning_job_config.get("HyperParameterTuningJobObjective")
+        out = []
+        for name in self._names(job):
+            trial = self.sagemaker().training_jobs[name]
+            out.append(_summary(job_name, trial, objective))
+        return out
+
+    def stop(self, job_name: str) -> None:
+        """What StopHyperParameterTuningJob does here: running trials and the job stop."""
+        from moto.sagemaker.exceptions import ValidationError
+
+        job = self.tuning_job(job_name)
+        if job.hyper_parameter_tuning_job_status != "InProgress":
+            raise ValidationError(
+                message=f"The hyperparameter tuning job {job_name} is not in progress."
+            )
+        self.stopped.append(job_name)
+        for name in self._names(job):
+            trial = self.sagemaker().training_jobs[name]
+            if trial.training_job_status == "InProgress":
+                trial.training_job_status = trial.secondary_status = "Stopped"
+                trial.training_end_time = datetime.now(UTC)
+        self._update_counters(job)
+        self.set_status(job_name, "Stopped")
+
+
+def _trial_name(job_name: str, index: int) -> str:
+    digest = hashlib.sha256(f"{job_name}/{index}".encode()).hexdigest()[:8]
+    return f"{job_name}-{index + 1:03d}-{digest}"
+
+
+def _sample(ranges: dict[str, Any], index: int) -> dict[str, str]:
+    """Pick the ``index``-th configuration inside the job's ranges (strings, as SageMaker)."""
+    out: dict[str, str] = {}
+    for r in ranges.get("ContinuousParameterRanges") or []:
+        lo, hi = float(r["MinValue"]), float(r["MaxValue"])
+        out[r["Name"]] = repr(round(lo + (hi - lo) * ((index % 4) + 1) / 5, 6))
+    for r in ranges.get("IntegerParameterRanges") or []:
+        lo, hi = int(r["MinValue"]), int(r["MaxValue"])
+        out[r["Name"]] = str(lo + index % (hi - lo + 1))
+    for r in ranges.get("CategoricalParameterRanges") or []:
+        out[r["Name"]] = r["Values"][index % len(r["Values"])]
+    return out
+
+
+def _summary(job_name: str, trial: Any, objective: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "TrainingJobName": trial.training_job_name,
+        "TrainingJobArn": trial.arn,
+        "TuningJobName": job_name,
+        "CreationTime": trial.creation_time,
+        "TrainingStartTime": trial.training_start_time,
+        "TrainingEndTime": trial.training_end_time,
+        "TrainingJobStatus": trial.training_job_status,
+        "TunedHyperParameters": trial.tuned,
+        "FailureReason": getattr(trial, "failure_reason", None),
+    }
+    if objective and trial.training_job_status == "Completed":
+        value = next(
+            (
+                m["Value"]
+                for m in trial.final_metric_data_list
+                if m["MetricName"] == objective["MetricName"]
+            ),
+            None,
+        )
+        if value is not None:
+            out["FinalHyperParameterTuningJobObjectiveMetric"] = {**objective, "Value": value}
+            out["ObjectiveStatus"] = "Succeeded"
+    else:
+        out["ObjectiveStatus"] = (
+            "Pending" if trial.training_job_status == "InProgress" else "Failed"
+        )
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _list_for_tuning_job(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    assert _ACTIVE is not None
+    name = self._get_param("HyperParameterTuningJobName")
+    _ACTIVE.tuning_job(name)
+    _ACTIVE.listed.append(name)
+    items = _ACTIVE.summaries(name)
+    status = self._get_param("StatusEquals")
+    if status:
+        items = [s for s in items if s["TrainingJobStatus"] == status]
+    reverse = self._get_param("SortOrder") == "Descending"
+    items.sort(key=lambda s: (s["CreationTime"], s["TrainingJobName"]), reverse=reverse)
+    start = int(self._get_param("NextToken") or 0)
+    size = min(int(self._get_param("MaxResults") or 100), _ACTIVE.page_size)
+    page = items[start : start + size]
+    result: dict[str, Any] = {"TrainingJobSummaries": page}
+    if start + size < len(items):
+        result["NextToken"] = str(start + size)
+    return ActionResult(result)
+
+
+def _stop_tuning_job(self: Any) -> Any:
+    from moto.core.responses import EmptyResult
+
+    assert _ACTIVE is not None
+    _ACTIVE.stop(self._get_param("HyperParameterTuningJobName"))
+    return EmptyResult()
+
+
+def _create_tuning_job(self: Any) -> Any:
+    """moto's own handler, then the job starts InProgress with no trials (as on SageMaker)."""
+    from moto.sagemaker.responses import SageMakerResponse
+
+    assert _ACTIVE is not None
+    result = SageMakerResponse._cloudtune_create(self)  # type: ignore[attr-defined]
+    name = self._get_param("HyperParameterTuningJobName")
+    _ACTIVE.created[name] = {
+        key: self._get_param(key)
+        for key in (
+            "HyperParameterTuningJobName",
+            "HyperParameterTuningJobConfig",
+            "TrainingJobDefinition",
+        )
+    }
+    job = _ACTIVE.tuning_job(name)
+    job.hyper_parameter_tuning_job_status = "InProgress"
+    job.hyper_parameter_tuning_end_time = None
+    job.best_training_job = job.OverallBestTrainingJob = None
+    job.tuning_job_completion_details = job.consumed_resources = None
+    job.failure_reason = None
+    _ACTIVE._update_counters(job)
+    job.objective_status_counters = {"Succeeded": 0, "Pending": 0, "Failed": 0}
+    return result
+
+
+def _install() -> None:
+    from moto.sagemaker.responses import SageMakerResponse
+
+    if not hasattr(SageMakerResponse, "_cloudtune_create"):
+        SageMakerResponse._cloudtune_create = SageMakerResponse.create_hyper_parameter_tuning_job  # type: ignore[attr-defined]
+        SageMakerResponse.create_hyper_parameter_tuning_job = _create_tuning_job  # type: ignore[method-assign]
+    SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job = _list_for_tuning_job  # type: ignore[attr-defined]
+    SageMakerResponse.stop_hyper_parameter_tuning_job = _stop_tuning_job  # type: ignore[attr-defined]
+
+
+def _uninstall() -> None:
+    from moto.sagemaker.responses import SageMakerResponse
+
+    original = getattr(SageMakerResponse, "_cloudtune_create", None)
+    if original is not None:
+        SageMakerResponse.create_hyper_parameter_tuning_job = original  # type: ignore[method-assign]
+        del SageMakerResponse._cloudtune_create  # type: ignore[attr-defined]
+    for extra in (
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        "stop_hyper_parameter_tuning_job",
+    ):
+        if extra in vars(SageMakerResponse):
+            delattr(SageMakerResponse, extra)
+
+
+@contextmanager
+def _environment(endpoint: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in (*_ENV, *_UNSET, "AWS_ENDPOINT_URL")}
+    os.environ.update(_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    for key in _UNSET:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _reset_state() -> None:
+    from moto.core.base_backend import BackendDict
+
+    BackendDict.reset()
+    try:
+        from sagemaker.core.utils.utils import SageMakerClient
+
+        SageMakerClient.reset()
+    except ImportError:
+        pass
+
+
+_SERVER: Any = None
+"""moto's server, started once per test process (a daemon thread on 127.0.0.1)."""
+
+
+def _server_endpoint() -> str:
+    global _SERVER
+    if _SERVER is None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _SERVER = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        _SERVER.start()
+    host, port = _SERVER.get_host_and_port()
+    return f"http://{host}:{port}"
+
+
+@contextmanager
+def fake_aws() -> Iterator[FakeAWS]:
+    """Run moto's server on loopback with the SageMaker additions; yield a fresh fake.
+
+    Inside the block every boto3 client (and the SageMaker SDK's) talks to the fake with fake
+    credentials; the environment, moto's state (emptied on entry and exit) and the SDK's
+    client cache are restored after. The server itself stays up for the next test.
+    """
+    global _ACTIVE
+    fake = FakeAWS(endpoint=_server_endpoint())
+    _install()
+    _ACTIVE = fake
+    _reset_state()
+    try:
+        with _environment(fake.endpoint):
+            yield fake
+    finally:
+        _ACTIVE = None
+        _uninstall()
+        _reset_state()

@@ -1,0 +1,64 @@
+"""The SageMaker backend wired to a local moto server, for the backend conformance suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.backends.base import Backend
+from core.store import Store
+from tests.fake_aws import BUCKET, REGION, ROLE_ARN, FakeAWS, fake_aws
+
+SETTINGS: dict[str, Any] = {
+    "region": REGION,
+    "bucket": BUCKET,
+    "role_arn": ROLE_ARN,
+    "instance_type": "ml.m5.xlarge",
+    "price_per_hour": 0.23,
+}
+"""Settings that make check() return [] against the fake."""
+
+
+@dataclass
+class Harness:
+    """A backend aimed at the fake, settings that satisfy it, and levers on the fake.
+
+    Attributes:
+        backend: a SageMakerBackend whose boto3 clients reach the local moto server.
+        settings: settings with which check() returns [].
+        finish: finish(handle, n): the tuning job reports n completed trials and Completed.
+        stopped: stopped(handle): whether the fake received StopHyperParameterTuningJob.
+        backend_kwargs: constructor arguments for another instance (none: the env suffices).
+        fake: the running fake, for tests that need more levers.
+    """
+
+    backend: Backend
+    settings: dict[str, Any]
+    finish: Callable[[str, int], None]
+    stopped: Callable[[str], bool]
+    backend_kwargs: dict[str, Any] = field(default_factory=dict)
+    fake: FakeAWS | None = None
+
+
+@contextmanager
+def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
+    """Start the fake, create the bucket and yield a ready SageMaker backend.
+
+    Args:
+        store: the store the backend writes to.
+        tmp_path: a scratch folder (unused: staging uses temporary folders).
+    """
+    from core.backends.sagemaker import SageMakerBackend
+
+    with fake_aws() as aws:
+        aws.create_bucket(BUCKET)
+        yield Harness(
+            backend=SageMakerBackend(store),
+            settings=dict(SETTINGS),
+            finish=aws.finish,
+            stopped=lambda handle: handle in aws.stopped,
+            fake=aws,
+        )
