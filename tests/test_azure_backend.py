@@ -593,3 +593,47 @@ def test_importing_the_backend_loads_no_sdk() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_what_the_trainer_logs_is_what_the_reader_reads(
+    azure: Harness, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer's own MLflow logging (in a trial job's run) read back by poll."""
+    from core.model import resolve_params
+    from core.trainer.train import MlflowLogger
+
+    fake = azure.fake
+    assert fake is not None
+    run_id, handle = _launched(azure, store, _published())
+    fake.set_status(handle, "Running")
+    child = fake.mlflow().create_run(  # Azure ML opens each trial job's run, named <sweep>_<n>
+        fake.experiment_id(handle),
+        run_name=f"{handle}_0",
+        tags={"mlflow.parentRunId": fake.parent_run(handle)},
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fake.tracking_uri)
+    monkeypatch.setenv("MLFLOW_RUN_ID", child.info.run_id)
+    params = resolve_params({"learning_rate": "0.02", "batch_size": "64.0", "dropout_rate": 0.3})
+    logger = MlflowLogger.start(dict(os.environ), params)
+    assert logger is not None
+    for epoch, accuracy in ((1, 0.55), (2, 0.61)):
+        metrics = {"train_loss": 1.0 / epoch, "train_accuracy": accuracy - 0.05}
+        logger.sink(epoch, {**metrics, "val_loss": 1.2 / epoch, "val_accuracy": accuracy})
+    logger.finish(True)
+    fake.set_status(handle, "Completed")
+
+    assert azure.backend.poll(store.get_run(run_id)).status == "completed"
+    (trial,) = store.list_trials(run_id)
+    assert (trial.number, trial.status, trial.objective) == (0, "completed", 0.61)
+    assert trial.params == {"learning_rate": 0.02, "batch_size": 64, "dropout_rate": 0.3}
+    epochs = store.list_epochs(trial.id)
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert epochs[1]["accuracy"] == pytest.approx(0.56) and epochs[1]["loss"] == 0.5
+    assert trial.metrics["val_accuracy"] == 0.61 and "train_loss" not in trial.metrics
+
+
+def test_an_unreadable_tracking_store_is_a_sentence(azure: Harness, store: Store) -> None:
+    run_id, handle = _launched(azure, store, _published())
+    broken = dict(azure.backend_kwargs, tracking_uri="file:///nonexistent/mlruns")
+    with pytest.raises(BackendError, match=f"Cannot read the trials of {handle} through MLflow"):
+        AzureBackend(store, **broken).poll(store.get_run(run_id))

@@ -151,6 +151,20 @@ def azure_errors(action: str) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def mlflow_errors(job_name: str) -> Iterator[None]:
+    """Turn MLflow errors met while reading ``job_name``'s trials into a sentence."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as err:
+        raise BackendError(
+            f"Cannot read the trials of {job_name} through MLflow: {_first_line(err)}. Check "
+            "the workspace's tracking URI (settings mlflow_tracking_uri) and your access to it."
+        ) from None
+
+
 def _first_line(err: BaseException) -> str:
     text = str(getattr(err, "message", None) or err).strip()
     return text.splitlines()[0].rstrip(".") if text else type(err).__name__
@@ -372,7 +386,8 @@ class AzureBackend:
         )
         metric, goal = _objective(job, spec)
         reader = TrialReader(self.store, run, spec, metric, goal, self._price(settings, run))
-        new = reader.read(self._mlflow(settings, client), run.handle, experiment)
+        with mlflow_errors(run.handle):
+            new = reader.read(self._mlflow(settings, client), run.handle, experiment)
         total = reader.total_cost()
         self.store.update_run(run.id, cost_usd=total)
         error = None
@@ -540,20 +555,13 @@ class TrialReader:
 
     def children(self, mlflow: Any, job_name: str, experiment: str | None) -> list[Any]:
         """Return the sweep's trial runs: children of the parent run, one per trial."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            exp = mlflow.get_experiment_by_name(experiment) if experiment else None
-            if exp is None:
-                return []
-            parent = _parent_run_id(mlflow, exp.experiment_id, job_name)
-            if parent is None:
-                return []
-            runs = _search_all(mlflow, exp.experiment_id, f"tags.mlflow.parentRunId = '{parent}'")
-        except MlflowException as err:
-            raise BackendError(
-                f"Cannot read the trials of {job_name} through MLflow: {_first_line(err)}."
-            ) from None
+        exp = mlflow.get_experiment_by_name(experiment) if experiment else None
+        if exp is None:
+            return []
+        parent = _parent_run_id(mlflow, exp.experiment_id, job_name)
+        if parent is None:
+            return []
+        runs = _search_all(mlflow, exp.experiment_id, f"tags.mlflow.parentRunId = '{parent}'")
         return [r for r in runs if self._is_trial(r)]
 
     def _is_trial(self, child: Any) -> bool:
