@@ -1,5 +1,179 @@
-"""present page (being built)."""
+"""Present: a study's findings one per screen, in large type, for a meeting room's projector."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
 
 import streamlit as st
 
-st.title("Present")
+from core.charts import chart_png, chart_svg
+from core.report import Slide, StudyReport, load_report, render_html, report_file_name, slides
+from pages._shared import friendly, get_store
+
+SLIDE_KEY = "present_slide"
+STUDY_KEY = "present_study"
+REFERENCE_KEY = "present_reference"
+
+st.html(
+    """<style>
+.st-key-present h1 { font-size: 3rem !important; line-height: 1.15; }
+.st-key-present-finding p { font-size: 2rem !important; line-height: 1.35; font-weight: 500; }
+.st-key-present p, .st-key-present li { font-size: 1.35rem; }
+.st-key-present [data-testid="stMetricValue"],
+.st-key-present [data-testid="stMetricValue"] * { font-size: 2.2rem !important; }
+.st-key-present [data-testid="stMetricLabel"] p { font-size: 1.3rem; }
+.st-key-present table { font-size: 1.3rem; }
+.st-key-present-counter p { font-size: 1.3rem; text-align: center; margin: 0; }
+</style>"""
+)
+
+
+def _md(text: str) -> str:
+    """Escape Markdown (and $, which would start LaTeX) so text shows as written."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~$<>])", r"\\\1", text)
+
+
+def _go(step: int, total: int) -> None:
+    st.session_state[SLIDE_KEY] = min(total - 1, max(0, st.session_state.get(SLIDE_KEY, 0) + step))
+
+
+def _stamp(study_id: int) -> tuple[Any, ...]:
+    """What changes when the study's results change (so the cached report is refreshed)."""
+    return tuple((r.id, r.status, r.ended_at, r.cost_usd) for r in get_store().list_runs(study_id))
+
+
+@st.cache_data(show_spinner="Reading the study…", ttl=120, max_entries=8)
+def _report(url: str, study_id: int, reference: bool, stamp: tuple[Any, ...]) -> StudyReport:
+    del url, stamp  # parts of the cache key only
+    return load_report(get_store(), study_id, include_reference=reference)
+
+
+def _empty() -> None:
+    st.title("Present")
+    st.info(
+        "Nothing to present yet. Define a study on **Search space**, start it on **Launch** "
+        "(locally or in the cloud), or load finished trials with "
+        "`python -m core import FILE.csv`; its time, cost, accuracy and statistics then "
+        "appear here one finding per screen."
+    )
+
+
+def _pick_study(ids: list[int], names: dict[int, str], current: int) -> None:
+    """The study picker and the reference switch: on the first screen only."""
+    st.session_state.setdefault("present_pick", current)
+    st.session_state.setdefault("present_ref_pick", st.session_state.get(REFERENCE_KEY, False))
+    left, right = st.columns([3, 2])
+    pick = left.selectbox("Study", ids, format_func=lambda i: names[i], key="present_pick")
+    ref = right.toggle(
+        "Published figures",
+        key="present_ref_pick",
+        help="Add the published study's figures, labelled as a reference, never as measurements.",
+    )
+    st.session_state[STUDY_KEY] = pick
+    st.session_state[REFERENCE_KEY] = ref
+
+
+def _nav(index: int, total: int, title: str) -> None:
+    prev, counter, nxt = st.columns([2, 3, 2], vertical_alignment="center")
+    prev.button(
+        "Previous",
+        icon=":material/arrow_back:",
+        on_click=_go,
+        args=(-1, total),
+        disabled=index == 0,
+        shortcut="Left",
+        width="stretch",
+    )
+    with counter.container(key="present-counter"):
+        st.markdown(_md(f"{index + 1} / {total} · {title}"))
+    nxt.button(
+        "Next",
+        icon=":material/arrow_forward:",
+        on_click=_go,
+        args=(1, total),
+        disabled=index >= total - 1,
+        shortcut="Right",
+        width="stretch",
+        type="primary",
+    )
+
+
+def _downloads(slide: Slide, stem: str) -> None:
+    chart = slide.chart
+    left, right, _ = st.columns([1, 1, 4])
+    left.download_button(
+        "PNG",
+        data=lambda: chart_png(chart),
+        file_name=f"{stem}-{slide.key}.png",
+        mime="image/png",
+        icon=":material/image:",
+        key=f"png-{slide.key}",
+        on_click="ignore",
+    )
+    right.download_button(
+        "SVG",
+        data=lambda: chart_svg(chart),
+        file_name=f"{stem}-{slide.key}.svg",
+        mime="image/svg+xml",
+        icon=":material/draw:",
+        key=f"svg-{slide.key}",
+        on_click="ignore",
+    )
+
+
+def _show(slide: Slide, stem: str) -> None:
+    """One slide: title, the finding, big numbers, the chart or table, and bullets."""
+    st.title(_md(slide.title), anchor=False)
+    with st.container(key="present-finding"):
+        st.markdown(_md(slide.finding))
+    if slide.figures:
+        per_row = min(4, len(slide.figures))
+        for start in range(0, len(slide.figures), per_row):
+            cols = st.columns(per_row)
+            for col, (label, value) in zip(cols, slide.figures[start : start + 4], strict=False):
+                col.metric(label, value)
+    if slide.chart is not None:
+        st.altair_chart(slide.chart, width="stretch")
+        _downloads(slide, stem)
+    if slide.table is not None and not slide.table.empty:
+        st.table(slide.table, hide_index=True)
+    for bullet in slide.bullets:
+        st.markdown("- " + _md(bullet))
+    if slide.reference:
+        with st.container(border=True):
+            st.caption(_md(slide.reference))
+
+
+store = get_store()
+studies = store.list_studies()
+if not studies:
+    _empty()
+    st.stop()
+
+names = {s.id: f"{s.name} (study {s.id})" for s in studies}
+ids = list(names)
+study_id = st.session_state.get(STUDY_KEY) or st.session_state.get("compare_study") or ids[0]
+if study_id not in names:
+    study_id = ids[0]
+index = int(st.session_state.get(SLIDE_KEY, 0))
+
+with st.container(key="present"), friendly("Presenting the study"):
+    if index == 0:
+        _pick_study(ids, names, study_id)
+        study_id = st.session_state[STUDY_KEY]
+    reference = bool(st.session_state.get(REFERENCE_KEY, False))
+    report = _report(store.url, study_id, reference, _stamp(study_id))
+    deck = slides(report)
+    index = min(index, len(deck) - 1)
+    _nav(index, len(deck), deck[index].title)
+    _show(deck[index], report_file_name(report.study.name, report.study.id)[:-5])
+    if index == 0:
+        st.download_button(
+            "Download the full report (HTML)",
+            data=lambda: render_html(report),
+            file_name=report_file_name(report.study.name, report.study.id),
+            mime="text/html",
+            icon=":material/description:",
+            on_click="ignore",
+        )
