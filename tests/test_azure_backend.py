@@ -517,15 +517,20 @@ def test_cancel_restart_and_import(azure: Harness, store: Store) -> None:
     assert store.get_run(run_id).status_detail == "cancel requested"
     restarted = AzureBackend(store, **azure.backend_kwargs)  # an app restart
     assert restarted.poll(store.get_run(run_id)).status == "cancelled"
-    # a finished sweep submitted elsewhere, imported by name
-    fake.put(ar.build_sweep_job(spec, SETTINGS), name="finished-sweep", status="Completed")
+    # a finished sweep submitted elsewhere (its own search space), imported by name
+    elsewhere = _spec()
+    fake.put(ar.build_sweep_job(elsewhere, SETTINGS), name="finished-sweep", status="Completed")
     for index in range(3):
         fake.add_trial("finished-sweep", index)
     other = _run(store, spec, azure.settings)
     result = restarted.import_job("finished-sweep", store.get_run(other))
     assert (result.status, result.new_trials) == ("completed", 3)
     assert store.get_run(other).handle == "finished-sweep"
-    assert [t.number for t in store.list_trials(other)] == [0, 1, 2]
+    imported = store.list_trials(other)
+    assert [t.number for t in imported] == [0, 1, 2]
+    searched = {p.name for p in elsewhere.space if p.name != "kernel_size"}
+    assert all(set(t.params) == searched for t in imported)
+    assert all(isinstance(t.params["dense_units"], int) for t in imported)
 
 
 def test_import_refuses_a_job_that_is_no_sweep(azure: Harness, store: Store) -> None:

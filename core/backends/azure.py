@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -385,7 +385,9 @@ class AzureBackend:
             experiment_name(spec, settings) if spec else None
         )
         metric, goal = _objective(job, spec)
-        reader = TrialReader(self.store, run, spec, metric, goal, self._price(settings, run))
+        price = self._price(settings, run)
+        searched = dict(getattr(job, "search_space", None) or {})
+        reader = TrialReader(self.store, run, spec, metric, goal, price, searched)
         with mlflow_errors(run.handle):
             new = reader.read(self._mlflow(settings, client), run.handle, experiment)
         total = reader.total_cost()
@@ -518,6 +520,8 @@ class TrialReader:
         metric: the primary metric's name.
         goal: "max" or "min".
         price_per_hour: the compute's $/hour, or None when unknown.
+        searched: the names in the sweep job's search space (an imported job's may differ
+            from the run's spec).
     """
 
     def __init__(
@@ -528,9 +532,11 @@ class TrialReader:
         metric: str,
         goal: str,
         price_per_hour: float | None,
+        searched: Iterable[str] = (),
     ) -> None:
         self.store = store
         self.run = run
+        self.searched = set(searched)
         self.spec = spec
         self.metric = metric
         self.goal = goal
@@ -573,8 +579,8 @@ class TrialReader:
     def raw_params(self, child: Any) -> dict[str, Any]:
         """Return the trial's hyperparameters: Azure's hyperparameters tag, then MLflow params.
 
-        Only the spec's parameters are kept (the trainer logs every tunable, defaults too);
-        without a spec, every name the CNN knows.
+        Only the spec's and the sweep's parameters are kept (the trainer logs every tunable,
+        defaults too); without either, every name the CNN knows.
         """
         out: dict[str, Any] = {}
         tag = child.data.tags.get("hyperparameters")
@@ -586,7 +592,8 @@ class TrialReader:
             if isinstance(loaded, dict):
                 out.update({str(k).lstrip("-"): v for k, v in loaded.items()})
         out.update(child.data.params)
-        names = {p.name for p in self.spec.space} if self.spec else set(KNOWN_PARAMS)
+        names = {p.name for p in self.spec.space} if self.spec else set()
+        names = (names | self.searched) or set(KNOWN_PARAMS)
         return {k: v for k, v in out.items() if k in names}
 
     def params(self, child: Any) -> dict[str, Any]:
