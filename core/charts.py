@@ -111,7 +111,7 @@ def metric_distribution(
         alt.Chart(stats)
         .mark_bar(size=18, opacity=0.35)
         .encode(
-            x=alt.X("q1:Q", title=title_for(metric)),
+            x=alt.X("q1:Q", title=title_for(metric), scale=alt.Scale(zero=False)),
             x2="q3:Q",
             y=y,
             color=color,
@@ -121,8 +121,10 @@ def metric_distribution(
     median = (
         alt.Chart(stats).mark_tick(size=22, thickness=2, color="black").encode(x="median:Q", y=y)
     )
+    sampled = sample_per_group(data[[group, metric]], group, MAX_POINTS_PER_GROUP)
+    jitter = np.random.default_rng(0).normal(0.0, 4.0, len(sampled)).clip(-12, 12)
     points = (
-        alt.Chart(sample_per_group(data[[group, metric]], group, MAX_POINTS_PER_GROUP))
+        alt.Chart(sampled.assign(jitter=jitter))
         .mark_circle(size=28, opacity=0.6)
         .encode(
             x=f"{metric}:Q",
@@ -131,7 +133,6 @@ def metric_distribution(
             color=color,
             tooltip=[group, alt.Tooltip(f"{metric}:Q", format=".4g")],
         )
-        .transform_calculate(jitter="sqrt(-2*log(random()))*cos(2*PI*random())*4")
     )
     return (whisker + box + median + points).properties(
         title=title or title_for(metric), height=alt.Step(46)
