@@ -33,6 +33,7 @@ from core.backends.azure_request import (
     build_sweep_job,
     experiment_name,
     keras_metric,
+    logged_metric,
     map_status,
     missing_settings,
     safe_name,
@@ -384,10 +385,10 @@ class AzureBackend:
         experiment = getattr(job, "experiment_name", None) or (
             experiment_name(spec, settings) if spec else None
         )
-        metric, goal = _objective(job, spec)
+        metric = _primary_metric(job, spec)
         price = self._price(settings, run)
         searched = dict(getattr(job, "search_space", None) or {})
-        reader = TrialReader(self.store, run, spec, metric, goal, price, searched)
+        reader = TrialReader(self.store, run, spec, metric, price, searched)
         with mlflow_errors(run.handle):
             new = reader.read(self._mlflow(settings, client), run.handle, experiment)
         total = reader.total_cost()
@@ -517,8 +518,7 @@ class TrialReader:
         store: the result store.
         run: the run the trials belong to.
         spec: the run's spec (restores parameter types), or None.
-        metric: the primary metric's name.
-        goal: "max" or "min".
+        metric: the primary metric's name, as logged (the objective is its last value).
         price_per_hour: the compute's $/hour, or None when unknown.
         searched: the names in the sweep job's search space (an imported job's may differ
             from the run's spec).
@@ -530,7 +530,6 @@ class TrialReader:
         run: RunRow,
         spec: StudySpec | None,
         metric: str,
-        goal: str,
         price_per_hour: float | None,
         searched: Iterable[str] = (),
     ) -> None:
@@ -539,7 +538,6 @@ class TrialReader:
         self.searched = set(searched)
         self.spec = spec
         self.metric = metric
-        self.goal = goal
         self.price = price_per_hour
         self.vm = run.settings.get("instance_type") or run.instance_type
 
@@ -738,15 +736,12 @@ def _run_spec(run: RunRow) -> StudySpec | None:
         return None
 
 
-def _objective(job: Any, spec: StudySpec | None) -> tuple[str, str]:
-    objective = getattr(job, "objective", None)
-    metric = getattr(objective, "primary_metric", None)
-    goal = str(getattr(objective, "goal", "") or "").lower()
+def _primary_metric(job: Any, spec: StudySpec | None) -> str:
+    """Return the metric the sweep optimises, as the trainer logs it."""
+    metric = getattr(getattr(job, "objective", None), "primary_metric", None)
     if isinstance(metric, str) and metric:
-        return metric, "min" if goal.startswith("min") else "max"
-    if spec:
-        return spec.objective.metric, spec.objective.goal
-    return "val_accuracy", "max"
+        return metric
+    return logged_metric(spec.objective.metric) if spec else "val_accuracy"
 
 
 def _failure(job: Any, name: str) -> str:
