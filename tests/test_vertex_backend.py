@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -554,6 +555,95 @@ def test_export_bundle_is_installable(vertex: Harness, tmp_path: Path) -> None:
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr
     assert (target / f"{vr.PYTHON_MODULE}.py").is_file() and (target / "core").is_dir()
+
+
+def test_package_parses_as_the_containers_python(tmp_path: Path) -> None:
+    from tests.harness_vertex import bundle_builder
+
+    bundle = bundle_builder()(tmp_path / "bundle")
+    sources = sorted(bundle.rglob("*.py"))
+    assert any(p.name == f"{vr.PYTHON_MODULE}.py" for p in sources)
+    for path in sources:  # the prebuilt TensorFlow 2.17 image runs Python 3.10
+        ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 10))
+
+
+@pytest.mark.slow
+def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_path: Path) -> None:
+    pytest.importorskip("core.trainer.bundle", reason="the trainer bundle has not landed")
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    spec = parse_spec(
+        {
+            "name": "vertex-trial",
+            "dataset": {"name": "digits", "subset": 120, "validation_split": 0.25},
+            "space": [
+                {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.01},
+                {"name": "batch_size", "type": "choice", "values": [16, 32]},
+                {"name": "optimizer", "type": "choice", "values": ["adam", "sgd"]},
+            ],
+            "strategy": "random",
+            "budget": {"max_trials": 2, "parallel_trials": 1, "epochs": 2},
+        }
+    )
+    run_id = _run(store, spec, vertex.settings)
+    handle = vertex.backend.launch(spec, store.get_run(run_id))
+    fake = vertex.fake
+    assert fake is not None
+    fake.set_state(handle, "JOB_STATE_RUNNING")
+    trial = fake.add_trial(handle, state="ACTIVE")
+
+    # What Vertex AI does for the trial: fetch and pip-install the package, mount the bucket
+    # (Cloud Storage FUSE at /gcs; a folder here), append the trial's values as --name=value.
+    settings = store.get_run(run_id).settings
+    paths = vr.gcs_paths(spec, settings)
+    client = storage.Client(
+        project=settings["project"],
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": fake.url},
+    )
+    bucket = client.bucket(paths.bucket)
+    package = tmp_path / "package.tar.gz"
+    bucket.blob(paths.package_blob).download_to_filename(str(package))
+    mount = tmp_path / "gcs"
+    for _, name in list(fake.objects):
+        if name.startswith(paths.data_prefix + "/"):
+            local = mount / paths.bucket / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            bucket.blob(name).download_to_filename(str(local))
+    site = tmp_path / "site"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--target", str(site), str(package)],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert pip.returncode == 0, pip.stderr
+    python = fake.requests[handle]["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]
+    args = [a.replace("gs://", f"{mount}/") for a in python["args"]]
+    args += [f"--{p['parameterId']}={p['value']}" for p in trial["parameters"]]
+    metrics_file = tmp_path / "hypertune" / "output.metrics"
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(site),
+        CLOUD_ML_TRIAL_ID=trial["id"],
+        CLOUD_ML_HP_METRIC_FILE=str(metrics_file),
+        AIP_MODEL_DIR=f"{paths.output_uri}/{trial['id']}/model",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", python["pythonModule"], *args],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ignoring unknown arguments" not in out.stderr
+    assert str(site) in out.stdout  # the installed package ran, not the repository
+    lines = [json.loads(x) for x in metrics_file.read_text(encoding="utf-8").splitlines()]
+    assert [x["global_step"] for x in lines] == ["1", "2"]
+    assert all(x["trial"] == trial["id"] for x in lines)
+    assert all(0.0 <= float(x[spec.objective.metric]) <= 1.0 for x in lines)
 
 
 def test_package_is_reproducible(tmp_path: Path) -> None:
