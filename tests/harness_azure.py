@@ -80,3 +80,10 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
         )
     finally:
         fake.stop()
+
+
+def fresh_backend(store: Store, h: Harness) -> Backend:
+    """A new backend wired like ``h.backend`` (an app restart: it knows only the store)."""
+    from core.backends.azure import AzureBackend
+
+    return AzureBackend(store, **h.backend_kwargs)
