@@ -646,6 +646,18 @@ def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_
     assert all(0.0 <= float(x[spec.objective.metric]) <= 1.0 for x in lines)
 
 
+def test_module_imports_no_sdk_and_agrees_with_the_store() -> None:
+    from core.backends import vertex
+    from core.store import ACTIVE_STATUSES
+
+    assert vertex._ACTIVE == ACTIVE_STATUSES
+    code = "import sys, core.backends.vertex; print('google.cloud.aiplatform' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
 def test_package_is_reproducible(tmp_path: Path) -> None:
     from core.backends.vertex import build_package
 

@@ -58,7 +58,6 @@ from core.errors import (
     SpecError,
 )
 from core.spec import METRICS, StudySpec, parse_spec
-from core.store import ACTIVE_STATUSES
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store
@@ -72,6 +71,7 @@ _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _DATA_MARKER = "_cloudtune_fingerprint.txt"
+_ACTIVE = ("queued", "running")  # core.store.ACTIVE_STATUSES, without importing SQLAlchemy
 _ADC_HINT = (
     "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
     "service-account key file, or run CloudTune on Google Cloud"
@@ -82,7 +82,11 @@ _ADC_HINT = (
 
 
 def gcloud_adc_path() -> Path:
-    """Return where ``gcloud auth application-default login`` writes its credentials file."""
+    """Return where ``gcloud auth application-default login`` writes its credentials file.
+
+    Returns:
+        The file's path ($CLOUDSDK_CONFIG, %APPDATA%\\gcloud or ~/.config/gcloud).
+    """
     config = os.environ.get("CLOUDSDK_CONFIG")
     if config:
         root = Path(config)
@@ -113,6 +117,9 @@ def credential_source(credentials: Any = None) -> str | None:
 
     Args:
         credentials: credentials handed to the backend (tests), which win over the chain.
+
+    Returns:
+        A sentence fragment naming the source, or None.
     """
     if credentials is not None:
         return "credentials given to CloudTune"
@@ -595,7 +602,7 @@ class VertexBackend:
         return None if price is None else float(price)
 
     def _budget_stop(self, run: RunRow, status: str, cost: float | None) -> str | None:
-        if status not in ACTIVE_STATUSES:
+        if status not in _ACTIVE:
             return None
         spec = _spec_or_none(run.spec)
         if spec is None:
@@ -625,7 +632,7 @@ class VertexBackend:
         if started is not None and run.started_at != started:
             times["started_at"] = started
         ended = parse_time(job.get("endTime"))
-        if status not in ACTIVE_STATUSES and ended is not None:
+        if status not in _ACTIVE and ended is not None:
             times["ended_at"] = ended
         if cost is not None and cost != run.cost_usd:
             times["cost_usd"] = cost
@@ -672,7 +679,11 @@ class VertexBackend:
 
 
 def trainer_objectives() -> set[str] | None:
-    """Return the metrics the trainer can report to Vertex AI (None: no trainer installed)."""
+    """Return the metrics the trainer can report to Vertex AI's tuning service.
+
+    Returns:
+        Metric names, or None when no trainer is installed.
+    """
     try:
         from core.trainer import train
     except ImportError:

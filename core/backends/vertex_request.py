@@ -104,25 +104,55 @@ _GOALS = {"max": "maximize", "min": "minimize"}
 
 
 def slug(text: str, limit: int = 40) -> str:
-    """Return ``text`` as lowercase letters, digits and dashes (a valid label and path part)."""
+    """Return ``text`` as lowercase letters, digits and dashes (a valid label and path part).
+
+    Args:
+        text: any text, e.g. a study name.
+        limit: the longest result.
+
+    Returns:
+        The slug ("study" when nothing is left).
+    """
     out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return (out[:limit].rstrip("-")) or "study"
 
 
 def job_name(spec: StudySpec, settings: Mapping[str, Any]) -> str:
-    """Return the job's display name: ``settings['job_name']`` or one made from the study name."""
+    """Return the job's display name: ``settings['job_name']`` or one made from the study name.
+
+    Args:
+        spec: the study.
+        settings: the Vertex AI settings (launch sets job_name to a unique name).
+
+    Returns:
+        The display name, also the folder of the job's files in the bucket.
+    """
     return str(settings.get("job_name") or f"cloudtune-{slug(spec.name)}")
 
 
 def bucket_name(settings: Mapping[str, Any]) -> str:
-    """Return the staging bucket's bare name (``gs://`` and any path removed)."""
+    """Return the staging bucket's bare name (``gs://`` and any path removed).
+
+    Args:
+        settings: the Vertex AI settings; without a bucket, a placeholder is returned.
+
+    Returns:
+        The bucket's name.
+    """
     raw = str(settings.get("bucket") or PLACEHOLDER_BUCKET).strip()
     raw = raw.removeprefix("gs://")
     return raw.split("/", 1)[0]
 
 
 def dataset_key(spec: StudySpec) -> str:
-    """Return the folder name the staged dataset gets in the bucket (shared by runs)."""
+    """Return the folder name the staged dataset gets in the bucket (shared by runs).
+
+    Args:
+        spec: the study; its dataset, subset, split and seed decide what is staged.
+
+    Returns:
+        A name such as ``digits-n300-v20-s7``.
+    """
     ds = spec.dataset
     parts = [slug(ds.name, 20)]
     if ds.path and ds.name == "custom":
@@ -167,7 +197,15 @@ class GcsPaths:
 
 
 def gcs_paths(spec: StudySpec, settings: Mapping[str, Any]) -> GcsPaths:
-    """Return the bucket locations of a job's package, data and outputs."""
+    """Return the bucket locations of a job's package, data and outputs.
+
+    Args:
+        spec: the study.
+        settings: the Vertex AI settings (bucket, job_name).
+
+    Returns:
+        The paths.
+    """
     name = job_name(spec, settings)
     return GcsPaths(
         bucket=bucket_name(settings),
@@ -182,6 +220,12 @@ def container_uri(settings: Mapping[str, Any]) -> str:
 
     ``settings['container_uri']`` overrides it. The registry is the one nearest the region
     (us, europe or asia).
+
+    Args:
+        settings: region, accelerator_type, accelerator_count, container_uri.
+
+    Returns:
+        The image URI.
     """
     if settings.get("container_uri"):
         return str(settings["container_uri"])
@@ -194,7 +238,17 @@ def container_uri(settings: Mapping[str, Any]) -> str:
 
 
 def accelerator(settings: Mapping[str, Any]) -> tuple[str | None, int]:
-    """Return (accelerator type, count) from the settings; (None, 0) without one."""
+    """Return (accelerator type, count) from the settings; (None, 0) without one.
+
+    Args:
+        settings: accelerator_type (e.g. NVIDIA_TESLA_T4) and accelerator_count (default 1).
+
+    Returns:
+        The type and count.
+
+    Raises:
+        BackendError: the count is not a whole number.
+    """
     kind = settings.get("accelerator_type") or None
     try:
         count = int(settings.get("accelerator_count") or (1 if kind else 0))
@@ -209,7 +263,14 @@ def accelerator(settings: Mapping[str, Any]) -> tuple[str | None, int]:
 
 
 def machine_type(settings: Mapping[str, Any]) -> str:
-    """Return the worker's machine type (``instance_type``, or ``machine_type``)."""
+    """Return the worker's machine type (``instance_type``, or ``machine_type``).
+
+    Args:
+        settings: the Vertex AI settings.
+
+    Returns:
+        The machine type, n1-standard-4 by default.
+    """
     return str(
         settings.get("instance_type") or settings.get("machine_type") or DEFAULT_MACHINE_TYPE
     )
@@ -220,6 +281,12 @@ def machine_type(settings: Mapping[str, Any]) -> str:
 
 def search_algorithm(spec: StudySpec) -> str | None:
     """Return the SDK's search_algorithm for the spec's strategy (None: the service default).
+
+    Args:
+        spec: the study (bayesian, random or grid).
+
+    Returns:
+        None for bayesian (Vertex AI's default Bayesian optimisation), "random" or "grid".
 
     Raises:
         BackendError: hyperband, which Vertex AI does not offer.
@@ -315,6 +382,13 @@ def trainer_args(spec: StudySpec, data_uri: str) -> list[str]:
     The data folder carries a manifest (name, subset, split, seed), so the trainer reads
     exactly the staged data; only model options that differ from the defaults are passed,
     and the objective only when it is not the trainer's default (val_accuracy).
+
+    Args:
+        spec: the study.
+        data_uri: the staged dataset's gs:// folder.
+
+    Returns:
+        The arguments, each ``--name=value``.
     """
     args = [f"--data-dir={data_uri}", f"--epochs={spec.budget.epochs}", f"--seed={spec.seed}"]
     if spec.objective.metric != DEFAULT_OBJECTIVE:
@@ -326,7 +400,15 @@ def trainer_args(spec: StudySpec, data_uri: str) -> list[str]:
 
 
 def worker_pool_specs(spec: StudySpec, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Return the trial's single worker pool: machine, accelerator, image and trainer package."""
+    """Return the trial's single worker pool: machine, accelerator, image and trainer package.
+
+    Args:
+        spec: the study.
+        settings: the Vertex AI settings.
+
+    Returns:
+        The worker pool specs in the SDK's dict form.
+    """
     paths = gcs_paths(spec, settings)
     machine: dict[str, Any] = {"machine_type": machine_type(settings)}
     kind, count = accelerator(settings)
@@ -446,7 +528,15 @@ def _max_failed(settings: Mapping[str, Any]) -> int:
 
 
 def message_to_dict(message: Any, *, integer_enums: bool = False) -> dict[str, Any]:
-    """Return a proto-plus message's JSON form (camelCase keys, as the REST API writes it)."""
+    """Return a proto-plus message's JSON form (camelCase keys, as the REST API writes it).
+
+    Args:
+        message: a proto-plus message, e.g. a HyperparameterTuningJob.
+        integer_enums: write enums as numbers, as the REST transport sends them.
+
+    Returns:
+        JSON-ready data.
+    """
     from google.protobuf import json_format
 
     pb = type(message).pb(message)
@@ -467,12 +557,26 @@ def build_request(spec: StudySpec, settings: Mapping[str, Any]) -> dict[str, Any
 
 
 def job_resource(job: HyperparameterTuningJob) -> Any:
-    """Return the job's request message (the SDK keeps it private until the job is created)."""
+    """Return the job's request message (the SDK keeps it private until the job is created).
+
+    Args:
+        job: a job from :func:`build_job`.
+
+    Returns:
+        The ``aiplatform_v1.HyperparameterTuningJob`` message.
+    """
     return job._gca_resource
 
 
 def parent_path(settings: Mapping[str, Any]) -> str:
-    """Return ``projects/P/locations/R``, where the job is created."""
+    """Return ``projects/P/locations/R``, where the job is created.
+
+    Args:
+        settings: project and region.
+
+    Returns:
+        The parent resource name.
+    """
     return (
         f"projects/{settings.get('project') or 'YOUR_PROJECT'}/locations/"
         f"{settings.get('region') or DEFAULT_REGION}"
@@ -489,18 +593,39 @@ def _enum_name(value: Any, names: Mapping[int, str]) -> str:
 
 
 def job_status(state: Any) -> tuple[str, str | None]:
-    """Map a Vertex AI job state (number or name) to a store run status and a detail."""
+    """Map a Vertex AI job state (number or name) to a store run status and a detail.
+
+    Args:
+        state: e.g. 3 or "JOB_STATE_RUNNING".
+
+    Returns:
+        (status, detail): one of core.store.RUN_STATUSES and a sentence or None.
+    """
     name = _enum_name(state, JOB_STATES)
     return _JOB_STATUS.get(name, ("running", f"Vertex AI state {name}"))
 
 
 def trial_status(state: Any) -> str:
-    """Map a Vertex AI trial state (number or name) to a store trial status."""
+    """Map a Vertex AI trial state (number or name) to a store trial status.
+
+    Args:
+        state: e.g. 4 or "SUCCEEDED".
+
+    Returns:
+        running, completed or failed.
+    """
     return _TRIAL_STATUS.get(_enum_name(state, TRIAL_STATES), "running")
 
 
 def parse_time(text: str | None) -> float | None:
-    """Return epoch seconds of an RFC 3339 timestamp (nanoseconds allowed), or None."""
+    """Return epoch seconds of an RFC 3339 timestamp (nanoseconds allowed), or None.
+
+    Args:
+        text: e.g. "2025-03-01T09:00:00.123456789Z".
+
+    Returns:
+        Seconds since the epoch, or None when missing or unreadable.
+    """
     if not text:
         return None
     match = re.match(r"^(.*?T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text.strip())
@@ -515,7 +640,14 @@ def parse_time(text: str | None) -> float | None:
 
 
 def parse_duration(text: Any) -> float | None:
-    """Return seconds of a protobuf Duration's JSON form ('12.5s'), or None."""
+    """Return seconds of a protobuf Duration's JSON form ('12.5s'), or None.
+
+    Args:
+        text: the duration as JSON writes it.
+
+    Returns:
+        Seconds, or None.
+    """
     if isinstance(text, str) and text.endswith("s"):
         try:
             return float(text[:-1])
