@@ -558,7 +558,8 @@ def _analyse(m: MetricResult, g: Groups) -> None:
     m.welch = welch_anova(g)
     m.kruskal, mean_ranks, ties = kruskal_wallis(g)
     m.levene = spread_test(g, "mean")
-    m.brown_forsythe = spread_test(g, "median")
+    medians = m.descriptives.set_index("group").loc[list(g.keys), "median"].to_numpy()
+    m.brown_forsythe = spread_test(g, "median", medians)
     if m.anova.ms_within > 0:
         m.tukey = tukey_hsd(g, m.anova.ms_within, m.anova.df_within, m.alpha)
     else:

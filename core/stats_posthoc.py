@@ -378,7 +378,11 @@ def rank_sums(x: np.ndarray, group_id: np.ndarray, k: int) -> tuple[np.ndarray, 
     """
     order = np.argsort(x, kind="quicksort")
     s = x[order]
-    bounds = np.flatnonzero(s[1:] != s[:-1]) + 1
+    changes = s[1:] != s[:-1]
+    if changes.all():  # no ties: the rank of the i-th smallest value is i + 1
+        ranks = np.arange(1.0, len(x) + 1.0)
+        return np.bincount(group_id[order], weights=ranks, minlength=k), 0.0
+    bounds = np.flatnonzero(changes) + 1
     starts = np.concatenate(([0], bounds))
     ends = np.concatenate((bounds, [len(x)]))
     sizes = ends - starts
@@ -415,17 +419,24 @@ def kruskal_wallis(g: Groups) -> tuple[KruskalResult, np.ndarray, float]:
     return KruskalResult(h, df, p, h / (big_n - 1)), mean_ranks, ties
 
 
-def spread_test(g: Groups, center: Literal["mean", "median"]) -> LeveneResult:
+def spread_test(
+    g: Groups, center: Literal["mean", "median"], medians: np.ndarray | None = None
+) -> LeveneResult:
     """Levene (mean) or Brown–Forsythe (median): ANOVA on absolute deviations from the center.
 
     Args:
         g: The groups (k >= 2, each n >= 2).
         center: "mean" for Levene's test, "median" for Brown–Forsythe's (R car's default).
+        medians: The group medians when already known (they cost a partial sort each).
 
     Returns:
         The F statistic, its degrees of freedom and p.
     """
-    dev = [np.abs(s - (s.mean() if center == "mean" else np.median(s))) for s in g.samples]
+    if center == "mean":
+        centers = g.mean
+    else:
+        centers = medians if medians is not None else np.array([np.median(s) for s in g.samples])
+    dev = [np.abs(s - c) for s, c in zip(g.samples, centers, strict=True)]
     res = anova_oneway(make_groups(list(g.keys), list(g.labels), dev))
     return LeveneResult(res.f, res.df_between, res.df_within, res.p, center)
 
