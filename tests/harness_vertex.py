@@ -107,3 +107,10 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def fresh_backend(store: Store, h: Harness) -> Backend:
+    """A new backend wired like ``h.backend`` (an app restart: it knows only the store)."""
+    from core.backends.vertex import VertexBackend
+
+    return VertexBackend(store, **h.backend_kwargs)
