@@ -805,3 +805,14 @@ def test_bad_options_raise_a_sentence(kwargs, needle) -> None:
 def test_empty_table_raises_a_sentence() -> None:
     with pytest.raises(StatsError, match="The trial table is empty"):
         compare(pd.DataFrame(), "m")
+
+
+def test_kruskal_without_ties_cross_checks_scipy() -> None:
+    from scipy import stats
+
+    values = [x for v in NIST_SIRSTV.values() for x in v]
+    assert len(set(values)) == len(values)  # the no-ties path
+    k = compare(frame(NIST_SIRSTV), "y", group="g").metrics["y"].kruskal
+    ref = stats.kruskal(*NIST_SIRSTV.values())
+    assert k.h == pytest.approx(ref.statistic, rel=1e-12)
+    assert k.p == pytest.approx(ref.pvalue, rel=1e-10)
