@@ -1,0 +1,394 @@
+"""The local backend: translation to KerasTuner, worker life cycle, CLI, failures and budget."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.backends.local import Handle, LocalBackend, _setting_problems
+from core.hypermodel import (
+    CHECKPOINT_NAME,
+    error_sentence,
+    failure_message,
+    prune_checkpoints,
+    space_values,
+    trial_epochs,
+    trial_params,
+)
+from core.spec import StudySpec
+from core.store import ACTIVE_STATUSES, Store
+from core.worker import Clock, default_threads
+from tests.harness_local import harness
+
+TINY = {"name": "digits", "subset": 300, "validation_split": 0.2}
+
+
+def make_spec(**changes: Any) -> StudySpec:
+    """A small random-search study on digits; ``changes`` replace top-level fields."""
+    data: dict[str, Any] = {
+        "name": "local-test",
+        "dataset": dict(TINY),
+        "strategy": "random",
+        "space": [
+            {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.01, "scale": "log"},
+            {"name": "batch_size", "type": "choice", "values": [32, 64]},
+        ],
+        "budget": {"max_trials": 3, "epochs": 1, "parallel_trials": 1},
+        "seed": 7,
+    }
+    data.update(changes)
+    return StudySpec.from_dict(data)
+
+
+def launch(store: Store, spec: StudySpec) -> tuple[LocalBackend, int]:
+    """Create a run of ``spec`` and start its worker (no forecast, to stay fast)."""
+    backend = LocalBackend(store)
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    backend.launch(spec, store.get_run(run_id))
+    return backend, run_id
+
+
+def wait_until(
+    backend: LocalBackend,
+    store: Store,
+    run_id: int,
+    done: Callable[[], bool],
+    timeout: float = 150.0,
+) -> None:
+    """Poll the run until ``done()`` or the run ends; fail with the worker's log on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        backend.poll(store.get_run(run_id))
+        if done():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out; run {run_id}:\n{log_tail(store, run_id)}")
+
+
+def log_tail(store: Store, run_id: int) -> str:
+    handle = Handle.parse(store.get_run(run_id).handle)
+    if handle is None or not Path(handle.log).exists():
+        return "(no log)"
+    return "\n".join(Path(handle.log).read_text(errors="replace").splitlines()[-40:])
+
+
+def ended(store: Store, run_id: int) -> Callable[[], bool]:
+    return lambda: store.get_run(run_id).status not in ACTIVE_STATUSES
+
+
+def assert_no_duplicates(store: Store, run_id: int) -> None:
+    keys = [t.trial_key for t in store.list_trials(run_id)]
+    assert len(keys) == len(set(keys))
+    for t in store.list_trials(run_id):
+        numbers = [e["epoch"] for e in store.list_epochs(t.id)]
+        assert len(numbers) == len(set(numbers))
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def test_declared_space_follows_the_spec() -> None:
+    import keras_tuner as kt
+
+    from core.hypermodel import declare_param
+
+    spec = StudySpec.from_dict(
+        {
+            "name": "s",
+            "space": [
+                {
+                    "name": "learning_rate",
+                    "type": "float",
+                    "min": 0.001,
+                    "max": 0.1,
+                    "scale": "log",
+                },
+                {"name": "dropout_rate", "type": "float", "min": 0.1, "max": 0.3, "step": 0.1},
+                {"name": "filters", "type": "int", "min": 8, "max": 32, "step": 8},
+                {
+                    "name": "dense_units",
+                    "type": "int",
+                    "min": 16,
+                    "max": 64,
+                    "step": 16,
+                    "scale": "log",
+                },
+                {"name": "batch_size", "type": "choice", "values": [32, 64, 128]},
+                {"name": "optimizer", "type": "fixed", "value": "sgd"},
+            ],
+        }
+    )
+    hp = kt.HyperParameters()
+    for p in spec.space:
+        declare_param(hp, p)
+    by_name = {h.name: h for h in hp.space}
+    assert by_name["learning_rate"].sampling == "log"
+    assert (by_name["dropout_rate"].step, by_name["dropout_rate"].sampling) == (0.1, "linear")
+    assert (by_name["filters"].min_value, by_name["filters"].step) == (8, 8)
+    # a log range with an additive step is the spec's own grid, not KerasTuner's factor
+    assert list(by_name["dense_units"].values) == [16, 32, 48, 64]
+    assert list(by_name["batch_size"].values) == [32, 64, 128]
+    assert by_name["optimizer"].value == "sgd"
+
+
+def test_trial_params_and_epochs() -> None:
+    spec = make_spec(space=[{"name": "optimizer", "type": "fixed", "value": "sgd"},
+                            {"name": "batch_size", "type": "choice", "values": [16, 32]}])  # fmt: skip
+    values = {"batch_size": 16, "tuner/epochs": 3, "tuner/initial_epoch": 1, "tuner/trial_id": "0"}
+    params = trial_params(spec, values)
+    assert params["optimizer"] == "sgd" and params["batch_size"] == 16
+    assert not any(k.startswith("tuner/") for k in params)
+    assert space_values(spec, values) == {"batch_size": 16}
+    assert trial_epochs(spec, values) == (1, 3)
+    assert trial_epochs(spec, {"batch_size": 16}) == (0, spec.budget.epochs)
+
+
+def test_error_sentences() -> None:
+    class ResourceExhaustedError(Exception):
+        pass
+
+    oom = error_sentence(ResourceExhaustedError("OOM when allocating"), {"batch_size": 128})
+    assert "out of memory at batch_size 128" in oom
+    assert error_sentence(ValueError("bad shape\nmore")) == "The trial raised ValueError: bad shape"
+    tb = "Traceback...\n  File x\nkeras_tuner.src.errors.FailedTrialError: The loss became NaN.\n"
+    assert failure_message(tb) == "The loss became NaN."
+    assert failure_message(None) is None
+
+
+def test_prune_keeps_only_named_trials(tmp_path: Path) -> None:
+    for key in ("0", "1", "2"):
+        (tmp_path / f"trial_{key}").mkdir()
+        (tmp_path / f"trial_{key}" / CHECKPOINT_NAME).write_bytes(b"w")
+    assert prune_checkpoints(tmp_path, {"1"}) == 2
+    assert sorted(p.parent.name for p in tmp_path.glob(f"*/{CHECKPOINT_NAME}")) == ["trial_1"]
+
+
+def test_handle_round_trip_and_settings_checks() -> None:
+    h = Handle(pid=12, pgid=12, host="box", started=1.5, log="/x/worker.log")
+    assert Handle.parse(h.to_json()) == h
+    assert Handle.parse("345") is not None and Handle.parse("345").pid == 345  # type: ignore[union-attr]
+    assert Handle.parse(None) is None and Handle.parse("not json") is None
+    assert _setting_problems({"threads": 2, "rate_per_hour": 0.5, "oracle_port": 0}) == []
+    problems = _setting_problems({"threads": -1, "rate_per_hour": "cheap", "oracle_port": 70000})
+    assert len(problems) == 3 and all("must be" in p for p in problems)
+
+
+def test_check_wants_a_shared_store(store: Store) -> None:
+    assert LocalBackend(store).check({}) == []
+    memory = Store("sqlite://")
+    problems = LocalBackend(memory).check({})
+    assert any("in-memory" in p for p in problems)
+
+
+def test_clock_keeps_time_across_sessions(tmp_path: Path) -> None:
+    clock = Clock(tmp_path / "state.json")
+    clock.base = 10.0
+    clock.save()
+    again = Clock(tmp_path / "state.json")
+    assert 10.0 <= again.elapsed() < 11.0
+    assert default_threads(2, cpus=8) == 4 and default_threads(4, cpus=2) == 1
+
+
+def test_progress_line_reads_the_store(store: Store) -> None:
+    from core.commands.tune import final_line, progress_line
+
+    spec = make_spec()
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    store.set_run_status(run_id, "running")
+    store.upsert_trial(run_id, "0", status="completed", objective=0.75, number=0)
+    tid = store.upsert_trial(run_id, "1", status="running", number=1, metrics={"epochs_planned": 4})
+    store.add_epoch(tid, 1, {"loss": 1.0})
+    line = progress_line(store, store.get_run(run_id), now=time.time())
+    assert "1/3 trials" in line and "trial 2 epoch 1/4" in line and "0.7500" in line
+    store.set_run_status(run_id, "completed")
+    assert "1 completed" in final_line(store, store.get_run(run_id))
+
+
+# ----------------------------------------------------------------------------- worker runs
+
+
+@pytest.mark.slow
+def test_published_study_runs_from_the_cli(
+    store: Store, published_spec: StudySpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The published spec on digits, 5 trials x 2 epochs, its 3 trials at once (chief mode)."""
+    from core.cli import main
+
+    data = published_spec.to_dict()
+    data["budget"].update(max_trials=5, epochs=2)
+    data["dataset"]["subset"] = 300
+    path = tmp_path / "published.json"
+    path.write_text(json.dumps(data))
+    assert main(["tune", str(path), "--backend", "local"]) == 0
+    out = capsys.readouterr().out
+    assert "5/5 trials" in out and "completed" in out
+    run = store.list_runs()[0]
+    assert run.status == "completed" and run.cost_usd == 0.0
+    trials = store.list_trials(run.id)
+    assert len(trials) == 5 and {t.status for t in trials} == {"completed"}
+    assert_no_duplicates(store, run.id)
+    for t in trials:
+        assert set(t.params) == {"learning_rate", "batch_size", "dropout_rate"}
+        assert 0.001 <= t.params["learning_rate"] <= 0.1 and t.params["batch_size"] in (32, 64, 128)
+        assert t.objective is not None and t.duration_s and t.duration_s > 0
+        assert t.billable_s == t.duration_s and t.cost_usd == 0.0
+        assert [e["epoch"] for e in store.list_epochs(t.id)] == [1, 2]
+        assert all(e["wall_s"] > 0 and "val_accuracy" in e for e in store.list_epochs(t.id))
+    # three workers ran (chief mode) and only the best trial's weights were kept
+    folder = Path(os.environ["CLOUDTUNE_HOME"]) / "runs" / str(run.id)
+    assert sorted(p.name for p in folder.glob("tuner*.log")) == [f"tuner{i}.log" for i in range(3)]
+    assert len(list(folder.glob(f"kt/study/trial_*/{CHECKPOINT_NAME}"))) == 1
+    assert main(["status", str(run.id)]) == 0
+    assert "completed" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_kill_mid_trial_then_resume(store: Store) -> None:
+    spec = make_spec(budget={"max_trials": 3, "epochs": 2, "parallel_trials": 1})
+    backend, run_id = launch(store, spec)
+
+    def mid_second_trial() -> bool:
+        running = store.list_trials(run_id, status="running")
+        return bool(
+            store.count_trials(run_id).get("completed", 0) >= 1
+            and running
+            and store.list_epochs(running[0].id)
+        )
+
+    wait_until(backend, store, run_id, mid_second_trial)
+    handle = Handle.parse(store.get_run(run_id).handle)
+    assert handle is not None
+    os.kill(handle.pid, signal.SIGKILL)
+    wait_until(backend, store, run_id, ended(store, run_id), timeout=30)
+    run = store.get_run(run_id)
+    assert run.status == "failed" and f"resume {run_id}" in (run.error or "")
+    kept = {t.trial_key for t in store.list_trials(run_id, status="completed")}
+    assert kept and store.count_trials(run_id).get("stopped", 0) == 1
+
+    new_handle = backend.resume(run)
+    assert Handle.parse(new_handle).pid != handle.pid  # type: ignore[union-attr]
+    wait_until(backend, store, run_id, ended(store, run_id))
+    run = store.get_run(run_id)
+    assert run.status == "completed", run.error
+    trials = store.list_trials(run_id)
+    assert [t.status for t in trials] == ["completed"] * 3
+    assert kept <= {t.trial_key for t in trials}
+    assert_no_duplicates(store, run_id)
+    with pytest.raises(Exception, match="already completed"):
+        backend.resume(run)
+
+
+@pytest.mark.slow
+def test_cancel_in_the_middle(store: Store) -> None:
+    spec = make_spec(budget={"max_trials": 6, "epochs": 1, "parallel_trials": 1})
+    backend, run_id = launch(store, spec)
+    wait_until(
+        backend,
+        store,
+        run_id,
+        lambda: (
+            store.count_trials(run_id).get("completed", 0) >= 1
+            and bool(store.list_trials(run_id, status="running"))
+        ),
+    )
+    handle = Handle.parse(store.get_run(run_id).handle)
+    assert handle is not None
+    started = time.monotonic()
+    backend.cancel(store.get_run(run_id))
+    assert time.monotonic() - started < 6
+    from core.backends.local import _alive
+
+    assert not _alive(handle)
+    assert backend.poll(store.get_run(run_id)).status == "cancelled"
+    counts = store.count_trials(run_id)
+    assert counts.get("completed", 0) >= 1 and counts.get("running", 0) == 0
+    assert counts.get("completed", 0) < 6
+
+
+@pytest.mark.slow
+def test_exploding_learning_rate_fails_trials_not_the_run(store: Store, tmp_path: Path) -> None:
+    space = [
+        {"name": "learning_rate", "type": "choice", "values": [0.005, 10.0]},
+        {"name": "optimizer", "type": "choice", "values": ["sgd", "adam"]},
+    ]
+    spec = make_spec(strategy="grid", space=space, budget={"max_trials": 4, "epochs": 2})
+    with harness(store, tmp_path) as h:  # the conformance suite's harness, exercised here
+        assert h.backend.check(h.settings) == []
+        run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+        handle = h.backend.launch(spec, store.get_run(run_id))
+        assert store.get_run(run_id).handle == handle
+        h.finish(handle, 2)  # the run completes with the two good trials
+    fresh = LocalBackend(store)  # a new instance reads the same run from the store
+    result = fresh.poll(store.get_run(run_id))
+    assert result.status == "completed" and result.new_trials == 4
+    assert fresh.poll(store.get_run(run_id)).new_trials == 0
+    trials = store.list_trials(run_id)
+    assert len(trials) == 4
+    bad = [t for t in trials if t.params["learning_rate"] == 10.0]
+    good = [t for t in trials if t.params["learning_rate"] == 0.005]
+    assert len(bad) == 2 and len(good) == 2
+    assert all(t.status == "completed" and t.objective is not None for t in good)
+    for t in bad:
+        nan = [e for e in store.list_epochs(t.id) if e.get("loss") is None]
+        if t.status == "failed":
+            assert t.error and t.objective is None and "NaN" in t.error
+        else:  # a loss that stayed finite must at least be recorded as a (useless) result
+            assert not nan and t.objective is not None
+    assert any(t.status == "failed" for t in bad)
+
+
+@pytest.mark.slow
+def test_tiny_time_cap_stops_early(store: Store) -> None:
+    spec = make_spec(budget={"max_trials": 5, "epochs": 1, "max_minutes": 0.02})
+    backend, run_id = launch(store, spec)
+    wait_until(backend, store, run_id, ended(store, run_id))
+    run = store.get_run(run_id)
+    assert run.status == "stopped", (run.error, log_tail(store, run_id))
+    assert (run.status_detail or "").startswith("stopped: budget reached")
+    done = store.count_trials(run_id).get("completed", 0)
+    assert 1 <= done < 5
+    assert run.cost_usd == 0.0
+
+
+@pytest.mark.slow
+def test_hyperband_keeps_parents_then_exports_the_best(store: Store, tmp_path: Path) -> None:
+    spec = make_spec(strategy="hyperband", budget={"max_trials": 5, "epochs": 3})
+    backend, run_id = launch(store, spec)
+    with harness(store, tmp_path) as h:
+        h.finish(store.get_run(run_id).handle or "", 5)
+    run = store.get_run(run_id)
+    trials = store.list_trials(run_id)
+    assert len(trials) == 5
+    planned = [t.metrics.get("epochs_planned") for t in trials]
+    assert min(planned) < 3  # hyperband's first rounds train fewer epochs than max_epochs
+    continued = [t for t in trials if store.list_epochs(t.id)[0]["epoch"] > 1]
+    assert continued, "a later round continues a trial from its parent's weights"
+    folder = Path(os.environ["CLOUDTUNE_HOME"]) / "runs" / str(run_id) / "kt" / "study"
+    assert len(list(folder.glob(f"trial_*/{CHECKPOINT_NAME}"))) == 1
+
+    path = backend.export_model(run, tmp_path)
+    assert path.suffix == ".keras" and path.stat().st_size > 0
+    import keras
+    import numpy as np
+
+    model = keras.models.load_model(path)
+    assert model.predict(np.zeros((2, 8, 8, 1), "float32"), verbose=0).shape == (2, 10)
+
+
+def test_follow_prints_one_line_per_change(store: Store) -> None:
+    from core.commands.tune import follow
+
+    spec = make_spec()
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    store.set_run_status(run_id, "completed")
+    out = io.StringIO()
+    assert follow(store, run_id, out=out, every_s=0.01) == 0
+    assert out.getvalue().count("\n") == 2 and "completed" in out.getvalue()
