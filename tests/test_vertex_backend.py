@@ -537,6 +537,10 @@ def test_export_bundle_is_installable(vertex: Harness, tmp_path: Path) -> None:
     assert Path(where) == dest
     request = json.loads((dest / "hyperparameter_tuning_job.json").read_text(encoding="utf-8"))
     assert request == vr.build_request(_spec(), vertex.settings)
+    import yaml
+
+    config = yaml.safe_load((dest / "hptuning_config.yaml").read_text(encoding="utf-8"))
+    assert config == request
     readme = (dest / "README.txt").read_text(encoding="utf-8")
     assert vr.gcs_paths(_spec(), vertex.settings).package_uri in readme
     assert any((dest / "data").iterdir())

@@ -416,11 +416,10 @@ class VertexBackend:
         (folder / "hyperparameter_tuning_job.json").write_text(
             json.dumps(request, indent=2) + "\n", encoding="utf-8"
         )
-        config = {k: request[k] for k in ("studySpec", "trialJobSpec") if k in request}
         import yaml
 
         (folder / "hptuning_config.yaml").write_text(
-            yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
+            yaml.safe_dump(request, sort_keys=False), encoding="utf-8"
         )
         with tempfile.TemporaryDirectory() as tmp:
             bundle = self._bundle_builder(Path(tmp) / "trainer")
@@ -769,7 +768,7 @@ def _readme(spec: StudySpec, settings: Mapping[str, Any], request: Mapping[str, 
 
 Files
   hyperparameter_tuning_job.json  the exact HyperparameterTuningJob request CloudTune sends
-  hptuning_config.yaml            the same study and trial spec, for gcloud --config
+  hptuning_config.yaml            the same request as YAML, for gcloud --config
   {PACKAGE_NAME}-{PACKAGE_VERSION}.tar.gz  the trainer (pip-installable; entry: python -m {PYTHON_MODULE})
   data/                           the dataset, staged as the trainer reads it
 
@@ -785,10 +784,7 @@ Files
 
    or with gcloud:
    gcloud ai hp-tuning-jobs create --region={region} \\
-     --display-name={request.get("displayName", "cloudtune")} \\
-     --max-trial-count={request.get("maxTrialCount")} \\
-     --parallel-trial-count={request.get("parallelTrialCount")} \\
-     --config=hptuning_config.yaml
+     --display-name={request.get("displayName", "cloudtune")} --config=hptuning_config.yaml
 
 3. Follow it in CloudTune: python -m core import-job RESOURCE_NAME --backend vertex
    (RESOURCE_NAME is the "name" the create call returns).
