@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -112,7 +113,7 @@ def tukey_hsd(g: Groups, ms_within: float, df_within: float, alpha: float) -> pd
     se = np.sqrt(ms_within / 2.0 * (1.0 / g.n[i] + 1.0 / g.n[j]))
     q = np.abs(diff) / se
     p = np.clip(studentized_range.sf(q, g.k, df_within), 0.0, 1.0)
-    half = float(studentized_range.ppf(1.0 - alpha, g.k, df_within)) * se
+    half = q_quantile(1.0 - alpha, g.k, float(df_within)) * se
     cols = {
         "diff": diff,
         "se": se,
@@ -163,14 +164,41 @@ def games_howell(g: Groups, alpha: float) -> pd.DataFrame:
 
 
 def _q_quantiles(level: float, k: int, df: np.ndarray) -> np.ndarray:
-    """Studentized-range quantiles, computed once per distinct df (each costs ~0.1 s)."""
-    from scipy.stats import studentized_range
+    """Studentized-range quantiles for an array of df (each distinct df computed once)."""
+    return np.array([q_quantile(level, k, float(d)) for d in df])
 
-    key = np.round(df, 10)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    firsts = [df[np.flatnonzero(inverse == u)[0]] for u in range(len(uniq))]
-    q = np.array([float(studentized_range.ppf(level, k, d)) for d in firsts])
-    return q[inverse]
+
+@functools.lru_cache(maxsize=4096)
+def q_quantile(level: float, k: int, df: float) -> float:
+    """The studentized range's ``level`` quantile for k groups and df degrees of freedom.
+
+    SciPy's cdf integrates numerically (tens of ms a call) and its generic ppf searches a wide
+    bracket; here Brent's method starts from a tight bracket, the k = 2 quantile below and the
+    Bonferroni bound above, which halves the calls. Results are cached, so a page that
+    re-renders the same comparison pays nothing.
+
+    Args:
+        level: The probability, e.g. 0.95.
+        k: The number of groups (>= 2).
+        df: The degrees of freedom (> 0, may be fractional).
+
+    Returns:
+        q such that P(Q <= q) = level, to about 1e-12 relative.
+    """
+    from scipy.optimize import brentq
+    from scipy.stats import studentized_range
+    from scipy.stats import t as t_dist
+
+    a = 1.0 - level
+    lo = math.sqrt(2.0) * float(t_dist.ppf(1.0 - a / 2.0, df)) * 0.999
+    hi = math.sqrt(2.0) * float(t_dist.ppf(1.0 - a / (k * (k - 1)), df)) * 1.001
+
+    def gap(q: float) -> float:
+        return float(studentized_range.cdf(q, k, df)) - level
+
+    if gap(lo) > 0 or gap(hi) < 0:  # outside the usual bracket: SciPy's own search
+        return float(studentized_range.ppf(level, k, df))
+    return float(brentq(gap, lo, hi, xtol=1e-13, rtol=1e-13))
 
 
 def holm(p: np.ndarray) -> np.ndarray:
