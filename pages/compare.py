@@ -131,14 +131,19 @@ if params:
         charts.parallel_coordinates(done, params, "objective"), "parallel-coordinates"
     )
 
+
+@st.cache_data(show_spinner="Computing the statistics…", max_entries=16)
+def _comparison(frame, by: str, level: float):  # noqa: ANN001, ANN202 - cached call into core
+    from core.stats import compare
+
+    return compare(frame, ["duration_s", "cost_usd", "objective"], group=by, alpha=level)
+
+
 st.subheader("Statistics")
 stats_table = None
 with friendly("The statistics"):
-    from core.stats import compare
-
-    comparison = compare(
-        done, ["duration_s", "cost_usd", "objective"], group=group, alpha=float(alpha)
-    )
+    cols = ["run_id", "trial", group, "duration_s", "cost_usd", "objective"]
+    comparison = _comparison(done[list(dict.fromkeys(cols))], group, float(alpha))
     stats_table = comparison.table()
     st.dataframe(stats_table, hide_index=True, width="stretch")
     for sentence in comparison.conclusions():
