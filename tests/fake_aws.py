@@ -61,6 +61,7 @@ class FakeAWS:
         stopped: names of tuning jobs a StopHyperParameterTuningJob call named.
         listed: names of tuning jobs whose training jobs were listed.
         page_size: at most this many training jobs per list page (tests pagination).
+        logs_lag: hold back each finished trial's last epoch lines until flush_logs().
     """
 
     endpoint: str
@@ -68,7 +69,11 @@ class FakeAWS:
     stopped: list[str] = field(default_factory=list)
     listed: list[str] = field(default_factory=list)
     page_size: int = 100
+    logs_lag: bool = False
     trials: dict[str, list[str]] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _streams: set[str] = field(default_factory=set)
+    _clock: int = 0
 
     # -- moto's in-process state
     @staticmethod
@@ -88,10 +93,12 @@ class FakeAWS:
         return jobs[name]
 
     def client(self, service: str) -> Any:
-        """Return a boto3 client aimed at the fake."""
+        """Return a boto3 client aimed at the fake (one per service)."""
         import boto3
 
-        return boto3.session.Session(region_name=REGION).client(service)
+        if service not in self._clients:
+            self._clients[service] = boto3.session.Session(region_name=REGION).client(service)
+        return self._clients[service]
 
     def create_bucket(self, name: str = BUCKET) -> None:
         """Create an S3 bucket in the fake."""
@@ -161,12 +168,17 @@ class FakeAWS:
         trial.training_end_time = None
         trial.final_metric_data_list = []
         trial.training_job_status = trial.secondary_status = "InProgress"
+        trial.epochs_logged = 0
+        self._log(name, ["Invoking script with the following command:", "dataset: digits"])
+        if _epochs(trial) > 1:  # a running trial has printed its first epoch
+            self._log_epochs(trial, 1, objective + 0.01 * index)
         if status != "InProgress":
             self._end_trial(trial, index, status, objective, billable_s)
         return name
 
-    @staticmethod
-    def _end_trial(trial: Any, index: int, status: str, objective: float, billable_s: int) -> None:
+    def _end_trial(
+        self, trial: Any, index: int, status: str, objective: float, billable_s: int
+    ) -> None:
         start = trial.training_start_time
         seconds = billable_s + 10 * index
         trial.training_job_status = trial.secondary_status = status
@@ -175,12 +187,61 @@ class FakeAWS:
         trial.billable_time_in_seconds = seconds
         if status == "Failed":
             trial.failure_reason = "AlgorithmError: the trainer exited with status 1"
+            self._log(trial.training_job_name, ["Traceback (most recent call last):"])
             return
         value = round(objective + 0.01 * index, 4)
+        total = _epochs(trial)
+        self._log_epochs(trial, total - 1 if self.logs_lag else total, value)
+        trial.final_value = value
         trial.final_metric_data_list = [
             {"MetricName": "val_accuracy", "Value": value, "Timestamp": start},
             {"MetricName": "val_loss", "Value": round(1 - value, 4), "Timestamp": start},
+            {"MetricName": "epoch", "Value": float(total), "Timestamp": start},
         ]
+
+    def flush_logs(self) -> None:
+        """Deliver the last epoch lines held back while ``logs_lag`` was set."""
+        self.logs_lag = False
+        for names in self.trials.values():
+            for name in names:
+                trial = self.sagemaker().training_jobs[name]
+                if trial.training_job_status == "Completed":
+                    self._log_epochs(trial, _epochs(trial), trial.final_value)
+
+    # -- CloudWatch Logs: what the trainer prints, as SageMaker stores it
+    def _log(self, training_job: str, lines: list[str]) -> None:
+        logs = self.client("logs")
+        group = "/aws/sagemaker/TrainingJobs"
+        if not self._streams:
+            logs.create_log_group(logGroupName=group)
+        stream = f"{training_job}/algo-1-1700000000"
+        if stream not in self._streams:
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            self._streams.add(stream)
+        events = []
+        for line in lines:  # strictly increasing times, as lines printed one after another
+            self._clock = max(self._clock + 1, int(datetime.now(UTC).timestamp() * 1000))
+            events.append({"timestamp": self._clock, "message": line})
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+    def _log_epochs(self, trial: Any, upto: int, final: float) -> None:
+        """Print epochs after the last one logged, up to ``upto``, as core.trainer.train does."""
+        from core.trainer.train import epoch_lines
+
+        lines: list[str] = []
+        total = _epochs(trial)
+        for epoch in range(trial.epochs_logged + 1, upto + 1):
+            acc = round(final - 0.05 * (total - epoch), 4)
+            metrics = {
+                "train_loss": round(1.2 - acc, 4),
+                "train_accuracy": round(acc - 0.02, 4),
+                "val_loss": round(1 - acc, 4),
+                "val_accuracy": acc,
+            }
+            lines += epoch_lines(epoch, metrics, 2.5 + epoch)
+        trial.epochs_logged = max(trial.epochs_logged, upto)
+        if lines:
+            self._log(trial.training_job_name, lines)
 
     def _update_counters(self, job: Any) -> None:
         statuses = [self.sagemaker().training_jobs[n].training_job_status for n in self._names(job)]
@@ -255,6 +316,10 @@ class FakeAWS:
                 trial.training_end_time = datetime.now(UTC)
         self._update_counters(job)
         self.set_status(job_name, "Stopped")
+
+
+def _epochs(trial: Any) -> int:
+    return int(float(trial.hyper_parameters.get("epochs", 1)))
 
 
 def _trial_name(job_name: str, index: int) -> str:

@@ -391,7 +391,7 @@ def test_poll_watches_trials_live_and_resumes_after_a_restart(aws: Harness, stor
     from core.backends.sagemaker import SageMakerBackend
 
     assert aws.fake is not None
-    spec = _small()
+    spec = _small(budget={"max_trials": 4, "parallel_trials": 2, "epochs": 3})
     rid = _run(store, aws, spec)
     handle = aws.backend.launch(spec, store.get_run(rid))
     first = aws.backend.poll(store.get_run(rid))
@@ -411,12 +411,21 @@ def test_poll_watches_trials_live_and_resumes_after_a_restart(aws: Harness, stor
     assert done.instance_type == "ml.m5.xlarge"
     assert done.ended_at is not None and done.started_at is not None
     assert done.ended_at - done.started_at == pytest.approx(105)
+    # the curves come from the trainer's own log lines in CloudWatch Logs
+    curve = store.list_epochs(done.id)
+    assert [e["epoch"] for e in curve] == [1, 2, 3]
+    assert curve[-1]["val_accuracy"] == done.objective
+    assert set(curve[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert curve[0]["wall_s"] == pytest.approx(3.5)
+    assert [e["epoch"] for e in store.list_epochs(running.id)] == [1]
     # an app restart: a new backend instance, only the job name in the store
     aws.finish(handle, 3)
     restarted = SageMakerBackend(store)
     result = restarted.poll(store.get_run(rid))
     assert (result.status, result.new_trials) == ("completed", 2)
     assert [t.status for t in store.list_trials(rid)] == ["completed"] * 3
+    finished = store.list_trials(rid)[1]
+    assert [e["val_accuracy"] for e in store.list_epochs(finished.id)][-1] == finished.objective
     again = restarted.poll(store.get_run(rid))
     assert again.new_trials == 0 and len(store.list_trials(rid)) == 3
     run = store.get_run(rid)
@@ -662,3 +671,35 @@ def test_tests_cannot_leave_loopback() -> None:
 
     with pytest.raises(AssertionError, match="non-loopback"):
         socket.create_connection(("203.0.113.7", 443), timeout=1)
+
+
+def test_epochs_are_parsed_from_the_trainers_lines_only() -> None:
+    from core.trainer.train import epoch_lines
+
+    noise = ["Invoking script", 'params: {"epochs": 2}', "epoch_seconds: 9", "val_accuracy: x"]
+    one = {"train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85}
+    two = {"train_loss": 0.3, "train_accuracy": 0.9, "val_loss": 0.35, "val_accuracy": 0.88}
+    lines = noise + epoch_lines(1, one, 2.0) + ["1/5 [====] - loss: 9.9"] + epoch_lines(2, two, 1.5)
+    epochs = rq.parse_epochs(["\n".join(lines[:3])] + lines[3:])
+    assert [(e.epoch, e.wall_s) for e in epochs] == [(1, 2.0), (2, 1.5)]
+    assert epochs[1].metrics == {
+        "loss": 0.3,
+        "accuracy": 0.9,
+        "val_loss": 0.35,
+        "val_accuracy": 0.88,
+    }
+
+
+def test_epochs_that_reach_the_logs_late_are_read_later(aws: Harness, store: Store) -> None:
+    assert aws.fake is not None
+    spec = _small(budget={"max_trials": 2, "parallel_trials": 1, "epochs": 3})
+    rid = _run(store, aws, spec)
+    handle = aws.backend.launch(spec, store.get_run(rid))
+    aws.fake.logs_lag = True
+    aws.fake.finish(handle, 1)
+    aws.backend.poll(store.get_run(rid))
+    (trial,) = store.list_trials(rid)
+    assert trial.metrics["epoch"] == 3 and len(store.list_epochs(trial.id)) == 2
+    aws.fake.flush_logs()
+    assert aws.backend.poll(store.get_run(rid)).new_trials == 0
+    assert [e["epoch"] for e in store.list_epochs(trial.id)] == [1, 2, 3]

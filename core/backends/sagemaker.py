@@ -33,7 +33,7 @@ from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, parse_spec
 
 if TYPE_CHECKING:
-    from core.store import RunRow, Store
+    from core.store import RunRow, Store, TrialRow
 
 SessionFactory = Callable[[Mapping[str, Any]], Any]
 """settings -> a boto3 Session (tests pass one aimed at a local fake)."""
@@ -391,22 +391,74 @@ class SageMakerBackend:
 
     def _read_trials(self, run: RunRow, spec: StudySpec | None, metric: str | None) -> int:
         """Write the tuning job's training jobs to the store; return how many were written."""
-        known = {t.trial_key: t.status for t in self.store.list_trials(run.id)}
+        known = {t.trial_key: t for t in self.store.list_trials(run.id)}
         sm = self._client("sagemaker", run.settings)
         prices: dict[str, float | None] = {}
         written = 0
         for summary in self._training_jobs(run.settings, str(run.handle)):
             key = str(summary["TrainingJobName"])
-            if known.get(key) in TERMINAL_TRIALS:
+            old = known.get(key)
+            if old is not None and old.status in TERMINAL_TRIALS:
+                self._catch_up_epochs(run.settings, old)
                 continue
             desc = self._call(sm.describe_training_job, "DescribeTrainingJob", TrainingJobName=key)
             record = rq.parse_training_job(summary, desc, spec, metric)
             itype = record.instance_type or rq.instance_type(run.settings)
             if itype not in prices:
                 prices[itype] = self.hourly_price(run.settings, itype)
-            self.store.upsert_trial(run.id, key, **record.fields(prices[itype]))
+            trial_id = self.store.upsert_trial(run.id, key, **record.fields(prices[itype]))
+            self._read_epochs(run.settings, trial_id, key)
             written += 1
         return written
+
+    def _log_messages(self, settings: Mapping[str, Any], training_job: str) -> Iterator[str]:
+        """Yield the first instance's log lines of a training job (CloudWatch Logs)."""
+        logs = self._client("logs", settings)
+        streams = self._call(
+            logs.describe_log_streams,
+            "DescribeLogStreams",
+            logGroupName=rq.LOG_GROUP,
+            logStreamNamePrefix=rq.log_stream_prefix(training_job),
+        ).get("logStreams", [])
+        for stream in streams:
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {
+                    "logGroupName": rq.LOG_GROUP,
+                    "logStreamName": stream["logStreamName"],
+                    "startFromHead": True,
+                }
+                if token:
+                    kwargs["nextToken"] = token
+                page = self._call(logs.get_log_events, "GetLogEvents", **kwargs)
+                yield from (str(e.get("message", "")) for e in page.get("events", []))
+                if not page.get("events") or page.get("nextForwardToken") in (None, token):
+                    break
+                token = page.get("nextForwardToken")
+
+    def _catch_up_epochs(self, settings: Mapping[str, Any], trial: TrialRow) -> None:
+        """Read a finished trial's log again while it lacks epochs SageMaker counted.
+
+        CloudWatch Logs can lag behind the job's status; SageMaker's final ``epoch`` metric
+        says how many epochs the trainer printed.
+        """
+        expected = int(trial.metrics.get("epoch") or 0)
+        if expected and len(self.store.list_epochs(trial.id)) < expected:
+            self._read_epochs(settings, trial.id, trial.trial_key)
+
+    def _read_epochs(self, settings: Mapping[str, Any], trial_id: int, training_job: str) -> int:
+        """Write a trial's epochs from the trainer's log lines; return how many were read.
+
+        The curves are a view, not the result: when the logs cannot be read (no log group
+        yet, or no permission for CloudWatch Logs) the trial keeps its final metrics only.
+        """
+        try:
+            epochs = rq.parse_epochs(self._log_messages(settings, training_job))
+        except AwsError:
+            return 0
+        for e in epochs:
+            self.store.add_epoch(trial_id, e.epoch, e.metrics, wall_s=e.wall_s)
+        return len(epochs)
 
     def _status(
         self, run: RunRow, sm_status: str, spec: StudySpec | None

@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -722,6 +722,51 @@ def _epoch_seconds(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+"""Where SageMaker sends each training job's output (streams ``<job>/algo-<n>-<time>``)."""
+_EPOCH_LINE = re.compile(
+    r"^(epoch|epoch_seconds|train_loss|train_accuracy|val_loss|val_accuracy): "
+    r"([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?|nan|inf)\s*$"
+)
+
+
+def log_stream_prefix(training_job_name: str) -> str:
+    """Return the prefix of the first instance's log streams of a training job."""
+    return f"{training_job_name}/algo-1-"
+
+
+@dataclass
+class EpochRecord:
+    """One epoch read from the trainer's log lines: its number, metrics and wall seconds."""
+
+    epoch: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    wall_s: float | None = None
+
+
+def parse_epochs(messages: Iterable[str]) -> list[EpochRecord]:
+    """Return the epochs the trainer printed (``epoch: N``, ``val_accuracy: 0.91``, ...).
+
+    Metrics get the names the store and the local backend use (``loss``, ``accuracy``,
+    ``val_loss``, ``val_accuracy``); every other log line is ignored.
+    """
+    names = {line: metric for metric, line in METRIC_LINES.items()}
+    out: list[EpochRecord] = []
+    for message in messages:
+        for line in str(message).splitlines():
+            match = _EPOCH_LINE.match(line.strip())
+            if not match:
+                continue
+            key, value = match.group(1), float(match.group(2))
+            if key == "epoch":
+                out.append(EpochRecord(int(value)))
+            elif out and key == "epoch_seconds":
+                out[-1].wall_s = value
+            elif out and math.isfinite(value):
+                out[-1].metrics[names[key]] = value
+    return [e for e in out if e.metrics]
 
 
 def trial_number(training_job_name: str) -> int | None:
