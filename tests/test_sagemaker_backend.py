@@ -370,13 +370,18 @@ def test_launch_uploads_once_and_sends_exactly_the_previewed_request(
 
 
 def test_a_users_s3_dataset_is_used_as_given(aws: Harness, store: Store) -> None:
+    assert aws.fake is not None
     spec = _small()
     rid = _run(store, aws, spec, data_uri="s3://elsewhere/my-digits")
+    aws.fake.create_bucket("elsewhere")
+    with pytest.raises(BackendError, match="no data at s3://elsewhere/my-digits/"):
+        aws.backend.launch(spec, store.get_run(rid))
+    aws.fake.client("s3").put_object(Bucket="elsewhere", Key="my-digits/data.npz", Body=b"x")
     handle = aws.backend.launch(spec, store.get_run(rid))
-    assert aws.fake is not None
     channel = aws.fake.created[handle]["TrainingJobDefinition"]["InputDataConfig"][0]
     assert channel["DataSource"]["S3DataSource"]["S3Uri"] == "s3://elsewhere/my-digits/"
     assert not [k for k in aws.fake.objects() if "/datasets/" in k]
+    assert aws.fake.objects("elsewhere") == ["my-digits/data.npz"]
 
 
 def test_launch_refuses_before_uploading(aws: Harness, store: Store) -> None:
@@ -703,3 +708,12 @@ def test_epochs_that_reach_the_logs_late_are_read_later(aws: Harness, store: Sto
     aws.fake.flush_logs()
     assert aws.backend.poll(store.get_run(rid)).new_trials == 0
     assert [e["epoch"] for e in store.list_epochs(trial.id)] == [1, 2, 3]
+
+
+def test_a_missing_bucket_is_a_sentence(aws: Harness, store: Store) -> None:
+    spec = _small()
+    rid = _run(store, aws, spec, bucket="no-such-bucket")
+    with pytest.raises(BackendError, match="bucket exists") as err:
+        aws.backend.launch(spec, store.get_run(rid))
+    assert "NoSuchBucket" in str(err.value)
+    assert store.get_run(rid).handle is None

@@ -128,6 +128,7 @@ class SageMakerBackend:
 
     def _call(self, fn: Callable[..., Any], operation: str, **kwargs: Any) -> Any:
         """Call one AWS operation, turning its errors into sentences."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
@@ -136,6 +137,11 @@ class SageMakerBackend:
             raise BackendNotReady(NO_CREDENTIALS) from None
         except ClientError as err:
             raise _client_error(err, operation) from None
+        except S3UploadFailedError as err:
+            raise BackendError(
+                f"Uploading {kwargs.get('Filename')} to S3 failed: {err}. Check that the bucket "
+                "exists in the region and that your credentials may write to it."
+            ) from None
         except BotoCoreError as err:
             raise BackendError(
                 f"AWS {operation} failed: {err}. Check the region and the network connection."
@@ -237,22 +243,33 @@ class SageMakerBackend:
         )
 
     def _exists(self, s3: Any, uri: str) -> bool:
-        from botocore.exceptions import ClientError
-
         bucket, key = rq.split_s3_uri(uri)
         try:
-            s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as err:
-            if str(err.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            self._call(s3.head_object, "HeadObject", Bucket=bucket, Key=key)
+        except AwsError as err:
+            if err.code in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise _client_error(err, "HeadObject") from None
+            raise
         return True
+
+    def _check_user_data(self, s3: Any, uri: str) -> None:
+        bucket, prefix = rq.split_s3_uri(uri)
+        page = self._call(
+            s3.list_objects_v2, "ListObjectsV2", Bucket=bucket, Prefix=prefix, MaxKeys=1
+        )
+        if not page.get("KeyCount"):
+            raise BackendError(
+                f"There is no data at {uri}: upload the dataset there (e.g. `aws s3 sync "
+                f"<folder> {uri}`) or clear data_uri to let CloudTune upload it."
+            )
 
     def upload(self, staged: Staged, settings: Mapping[str, Any]) -> int:
         """Upload what S3 lacks of ``staged`` (content-hashed keys: nothing twice); return files sent."""
         from core.data import MANIFEST_NAME
 
         s3 = self._client("s3", settings)
+        if staged.data_dir is None:
+            self._check_user_data(s3, staged.data_uri)
         sent = 0
         if not self._exists(s3, staged.trainer_uri):
             bucket, key = rq.split_s3_uri(staged.trainer_uri)
