@@ -549,6 +549,7 @@ def test_export_bundle_can_be_submitted_with_the_aws_cli(aws: Harness, tmp_path:
     readme = (where / "README.txt").read_text()
     assert "aws sagemaker create-hyper-parameter-tuning-job" in readme
     assert "--cli-input-json file://request.json" in readme
+    assert "Before submitting, replace" not in readme  # real settings: nothing to fill in
     # the README's upload targets are the request's own S3 locations
     definition = request["TrainingJobDefinition"]
     assert definition["StaticHyperParameters"]["sagemaker_submit_directory"] in readme
@@ -717,3 +718,75 @@ def test_a_missing_bucket_is_a_sentence(aws: Harness, store: Store) -> None:
         aws.backend.launch(spec, store.get_run(rid))
     assert "NoSuchBucket" in str(err.value)
     assert store.get_run(rid).handle is None
+
+
+def _toolkit_args(hyperparameters: dict[str, str]) -> list[str]:
+    """The command line SageMaker's training toolkit gives the entry script: every
+    hyperparameter but sagemaker_*, JSON-decoded where it can be, as ``--name value``."""
+    args: list[str] = []
+    for key in sorted(hyperparameters):
+        if key.startswith("sagemaker_"):
+            continue
+        try:
+            value: Any = json.loads(hyperparameters[key])
+        except ValueError:
+            value = hyperparameters[key]
+        args += [f"--{key}", str(value)]
+    return args
+
+
+@pytest.mark.slow
+def test_the_bundle_trains_as_the_tensorflow_container_runs_it(
+    aws: Harness, tmp_path: Path
+) -> None:
+    """Unpack the uploaded tarball, give train.py the channel and arguments SageMaker gives
+    it, and read its output with the request's own metric definitions."""
+    import re
+    import subprocess
+    import sys
+
+    from core.backends.sagemaker import SageMakerBackend
+
+    spec = _small(budget={"max_trials": 2, "parallel_trials": 1, "epochs": 2})
+    backend = aws.backend
+    assert isinstance(backend, SageMakerBackend)
+    staged = backend.stage(spec, aws.settings, tmp_path / "work")
+    assert staged.data_dir is not None
+    code = tmp_path / "opt" / "ml" / "code"
+    code.mkdir(parents=True)
+    with tarfile.open(staged.tarball) as tar:
+        tar.extractall(code, filter="data")
+    request = rq.build_request(spec, aws.settings, data_uri=staged.data_uri, trainer_uri="s3://x/t")
+    definition = request["TrainingJobDefinition"]
+    tuned = {"learning_rate": "0.01", "batch_size": "32", "dropout_rate": "0.25"}
+    argv = _toolkit_args({**definition["StaticHyperParameters"], **tuned})
+    env = {
+        **os.environ,
+        "SM_CHANNEL_TRAIN": str(staged.data_dir),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": "",
+    }
+    done = subprocess.run(
+        [sys.executable, definition["StaticHyperParameters"]["sagemaker_program"], *argv],
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    finals = {}
+    for metric in definition["AlgorithmSpecification"]["MetricDefinitions"]:
+        values = [m.group(1) for line in lines if (m := re.search(metric["Regex"], line))]
+        assert len(values) == 2, (metric, done.stdout[-2000:])  # one per epoch
+        finals[metric["Name"]] = float(values[-1])
+    assert 0 <= finals["val_accuracy"] <= 1 and finals["epoch"] == 2
+    epochs = rq.parse_epochs(lines)
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert epochs[-1].metrics["val_accuracy"] == pytest.approx(finals["val_accuracy"])
+    summary = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert summary["params"]["batch_size"] == 32 and summary["epochs"] == 2
+    assert summary["dataset"] == "digits"

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import tempfile
 import time
@@ -567,8 +568,6 @@ class SageMakerBackend:
         if not run.spec.get("space"):
             try:
                 rebuilt = parse_spec(rq.spec_from_job(desc, str(run.spec.get("name") or job_name)))
-                import json
-
                 updates["spec_json"] = json.dumps(rebuilt.to_dict(), sort_keys=True)
             except SpecError:
                 pass  # a job whose parameters the CNN does not know keeps the run's spec
@@ -671,9 +670,19 @@ def bundle_readme(request: Mapping[str, Any], has_data: bool, staged: Staged) ->
         if has_data
         else f"  (the data is already in S3 at {staged.data_uri})\n"
     )
+    text = json.dumps(request)
+    placeholders = [p for p in (rq.PLACEHOLDER_BUCKET, rq.PLACEHOLDER_ROLE) if p in text]
+    note = (
+        f"Before submitting, replace {' and '.join(placeholders)} in request.json and below "
+        "with your bucket and SageMaker execution role (or export again with them set in "
+        "Settings, or with --set bucket=... --set role_arn=...).\n\n"
+        if placeholders
+        else ""
+    )
     return (
         "CloudTune export: a SageMaker hyperparameter tuning job you can submit yourself.\n\n"
-        "Contents\n"
+        + note
+        + "Contents\n"
         "  request.json      the exact CreateHyperParameterTuningJob request\n"
         f"  {rq.SOURCE_TARBALL}  the trainer (train.py at its top), as SageMaker downloads it\n"
         "  trainer/          the same files, unpacked, to read\n"
