@@ -41,9 +41,9 @@ PLATFORM_SETTINGS: dict[str, list[SettingField]] = {
         SettingField("project", "Google Cloud project ID", "e.g. my-project-123"),
         SettingField("region", "Region", "e.g. us-central1", "us-central1"),
         SettingField(
-            "staging_bucket", "Staging bucket", "gs://bucket for the trainer package and data."
+            "bucket", "Staging bucket", "The bucket (name only) for the trainer package and data."
         ),
-        SettingField("machine_type", "Machine type", "", "n1-standard-4"),
+        SettingField("instance_type", "Machine type", "", "n1-standard-4"),
         SettingField("accelerator_type", "Accelerator", "e.g. NVIDIA_TESLA_T4 (empty: none)"),
         SettingField("accelerator_count", "Accelerator count", "", 0),
     ],
@@ -72,4 +72,4 @@ def save_settings(store: Store, backend: str, values: dict[str, Any]) -> None:
 
 def instance_key(backend: str) -> str:
     """Return the settings key that holds a platform's machine type."""
-    return {"vertex": "machine_type", "local": ""}.get(backend, "instance_type")
+    return {"local": ""}.get(backend, "instance_type")
