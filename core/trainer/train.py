@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from core.data import Dataset
 
+DESCRIPTION = "Train one CloudTune trial and report its metrics (SageMaker, Vertex AI, Azure ML)."
 OBJECTIVE = "val_accuracy"
 DEFAULT_EPOCHS = 10
 GCS_MOUNT = Path("/gcs")
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         A parser whose ``error`` raises ``UsageError`` instead of exiting.
     """
-    parser = _Parser(prog="train.py", allow_abbrev=False, description=__doc__.splitlines()[0])
+    parser = _Parser(prog="train.py", allow_abbrev=False, description=DESCRIPTION)
     for name in _tunable_names():
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         parser.add_argument(*flags, dest=name, default=None, metavar="VALUE")
