@@ -318,3 +318,21 @@ def test_bundle_runs_outside_the_repository(npz_dir: Path, tmp_path: Path) -> No
     assert f"from {folder / 'core'}" in done.stdout.splitlines()[0]
     assert len(_accuracies(done.stdout)) == 1
     assert (work / "model" / "model.keras").is_file()
+
+
+def test_objective_and_model_options_are_parsed_and_checked(tmp_path: Path) -> None:
+    from core.trainer.train import HypertuneReporter, UsageError, parse_config
+
+    env = {"SM_MODEL_DIR": str(tmp_path)}
+    config = parse_config(["--objective=val_loss", "--batch_norm", "False"], env)
+    assert config.objective == "val_loss" and config.options == {"batch_norm": False}
+    assert parse_config([], env).options == {}
+    with pytest.raises(UsageError, match="--objective 'f1' is not a metric"):
+        parse_config(["--objective", "f1"], env)
+    with pytest.raises(UsageError, match="--batch_norm must be true or false"):
+        parse_config(["--batch_norm=maybe"], env)
+    out = tmp_path / "hp.metrics"
+    reporter = HypertuneReporter({"CLOUD_ML_HP_METRIC_FILE": str(out)}, "accuracy")
+    reporter.sink(1, {"train_accuracy": 0.5, "val_accuracy": 0.4})
+    line = json.loads(out.read_text().splitlines()[0])
+    assert line["accuracy"] == "0.5" and "val_accuracy" not in line

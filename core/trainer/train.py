@@ -70,6 +70,8 @@ class TrainConfig:
     subset: int | None = None
     validation_split: float | None = 0.2
     threads: int = 0
+    objective: str = OBJECTIVE
+    options: dict[str, Any] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
 
 
@@ -108,7 +110,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction held out, or 'official' for the dataset's own test split",
     )
     parser.add_argument("--threads", default="0", help="TensorFlow threads per pool (0: all)")
+    parser.add_argument(
+        "--objective",
+        default=OBJECTIVE,
+        help="the metric reported to the tuning service: val_accuracy, val_loss, accuracy, loss",
+    )
+    parser.add_argument(
+        "--batch_norm", "--batch-norm", dest="batch_norm", default=None, help="true or false"
+    )
     return parser
+
+
+OBJECTIVES = {keras_name: printed for printed, keras_name in EPOCH_KEYS}
+"""The objectives the trainer can report, by Keras name, with the name it prints them under."""
+
+
+def _objective(raw: object) -> str:
+    name = str(decode_value(raw))
+    if name not in OBJECTIVES:
+        raise UsageError(
+            f"--objective {name!r} is not a metric this trainer reports; use one of "
+            f"{', '.join(OBJECTIVES)}."
+        )
+    return name
+
+
+def _options(ns: argparse.Namespace) -> dict[str, Any]:
+    if ns.batch_norm is None:
+        return {}
+    value = decode_value(ns.batch_norm)
+    if isinstance(value, str):
+        value = {"true": True, "false": False, "1": True, "0": False}.get(value.lower(), value)
+    if not isinstance(value, bool | int):
+        raise UsageError(f"--batch_norm must be true or false, not {ns.batch_norm!r}.")
+    return {"batch_norm": bool(value)}
 
 
 def decode_value(text: object) -> object:
@@ -230,6 +265,8 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainCon
         subset=subset,
         validation_split=_split(ns.validation_split),
         threads=_whole("threads", ns.threads, 0),
+        objective=_objective(ns.objective),
+        options=_options(ns),
         ignored=unknown,
     )
 
@@ -337,8 +374,9 @@ class HypertuneReporter:
     Vertex AI reads the file to get each trial's objective.
     """
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], objective: str = OBJECTIVE) -> None:
         """Read the file path, trial id and any service-chosen tag from the environment."""
+        self.objective = objective
         self.path = Path(env.get("CLOUD_ML_HP_METRIC_FILE") or HP_METRIC_FILE)
         self.trial_id = str(env.get("CLOUD_ML_TRIAL_ID", 0))
         self.extra_tag = env.get("CLOUD_ML_HP_METRIC_TAG") or ""
@@ -368,7 +406,9 @@ class HypertuneReporter:
 
     def sink(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """Report the objective of one epoch (an ``EpochSink``)."""
-        self.report(OBJECTIVE, metrics[OBJECTIVE], epoch)
+        printed = OBJECTIVES.get(self.objective, self.objective)
+        if printed in metrics:
+            self.report(self.objective, metrics[printed], epoch)
 
 
 class MlflowLogger:
@@ -501,6 +541,8 @@ def load_data(config: TrainConfig) -> Dataset:
         "validation_split": config.validation_split,
         "seed": config.seed,
     }
+    if config.data_dir and (Path(config.data_dir) / "cloudtune-dataset.json").is_file():
+        return load_from_dir(config.data_dir, **options)  # a staged folder says what it holds
     if config.dataset:
         return load_dataset(config.dataset, path=config.data_dir, **options)
     if config.data_dir:
@@ -540,8 +582,10 @@ def _prepare_model_dir(path: Path) -> Path:
     return path
 
 
-def _sinks(env: Mapping[str, str], params: Mapping[str, Any]) -> tuple[list[EpochSink], Any]:
-    sinks = [_safe(HypertuneReporter(env).sink, "Hypertune")]
+def _sinks(
+    env: Mapping[str, str], params: Mapping[str, Any], objective: str = OBJECTIVE
+) -> tuple[list[EpochSink], Any]:
+    sinks = [_safe(HypertuneReporter(env, objective).sink, "Hypertune")]
     mlflow_logger = MlflowLogger.start(env, params)
     if mlflow_logger is not None:
         sinks.append(_safe(mlflow_logger.sink, "MLflow"))
@@ -578,8 +622,10 @@ def run(config: TrainConfig, env: Mapping[str, str]) -> dict[str, Any]:
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.params, dataset.input_shape, dataset.num_classes)
-    sinks, mlflow_logger = _sinks(env, config.params)
+    model = build_model(
+        config.params, dataset.input_shape, dataset.num_classes, config.options or None
+    )
+    sinks, mlflow_logger = _sinks(env, config.params, config.objective)
     reporter = make_epoch_callback(sinks)
     ok = False
     try:
