@@ -80,7 +80,14 @@ KNOWN_PARAMS: dict[str, ParamInfo] = {
     for p in (
         ParamInfo("learning_rate", "float", 1e-3, 1e-7, 10.0, description="Optimizer step size"),
         ParamInfo("batch_size", "int", 64, 1, 8192, description="Examples per gradient step"),
-        ParamInfo("dropout_rate", "float", 0.25, 0.0, 0.95, description="Dropout after each block"),
+        ParamInfo(
+            "dropout_rate",
+            "float",
+            0.25,
+            0.0,
+            0.95,
+            description="Dropout before and after the dense head",
+        ),
         ParamInfo("optimizer", "str", "adam", values=OPTIMIZERS, description="Optimizer"),
         ParamInfo("conv_blocks", "int", 2, 1, 6, description="Conv + BN + ReLU + pool blocks"),
         ParamInfo("filters", "int", 32, 1, 1024, description="Filters of the first block"),
