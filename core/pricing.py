@@ -22,7 +22,7 @@ import os
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +51,10 @@ NO_HISTORY_SPREAD = 0.5
 """Without history the range is the expected value plus or minus this fraction."""
 HISTORY_RUNS = 50
 """How many of the newest runs are searched for history."""
+LOCAL_CORES_PER_TRIAL = 1.5
+"""Cores one local trial keeps busy (compute threads plus Python and tracing), assumed."""
+MIN_ERRORS_TO_WIDEN = 3
+"""Earlier forecast errors needed before they widen a forecast's range."""
 
 DATASET_FACTS: dict[str, dict[str, Any]] = {
     "digits": {"shape": (8, 8, 1), "classes": 10, "examples": 1797},
@@ -595,7 +599,7 @@ def train_examples(name: str, subset: int | None, validation_split: float) -> in
 
 @dataclass(frozen=True)
 class TrialTime:
-    """Expected compute seconds of one trial (cloud start-up not included) and its range.
+    """Expected seconds of one trial (cloud start-up not included), its range and basis.
 
     Attributes:
         expected_s: the expected seconds of one trial.
@@ -604,6 +608,8 @@ class TrialTime:
         per_epoch_s: the seconds per epoch behind ``expected_s``.
         source: "history", "history-scaled", "calibration" or "table".
         sentence: the 'Expected time: ...' basis sentence.
+        run_overhead_s: seconds once per run before the first trial (local worker start-up).
+        overhead_sentence: where ``run_overhead_s`` comes from.
     """
 
     expected_s: float
@@ -612,6 +618,8 @@ class TrialTime:
     per_epoch_s: float
     source: str
     sentence: str
+    run_overhead_s: float = 0.0
+    overhead_sentence: str = ""
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -650,11 +658,13 @@ def speed_factor(instance_type: str | None, accelerator_type: str | None = None)
 def local_contention(parallel: int, cpus: int | None = None) -> float:
     """Return how much slower each local trial runs with ``parallel`` trials on this machine.
 
-    Assumes a small CNN's trial keeps about one core busy (Python and per-step overhead
-    dominate), so trials slow down only once there are more of them than cores.
+    Assumes one trial keeps about LOCAL_CORES_PER_TRIAL cores busy (TensorFlow's compute
+    threads plus Python and graph tracing), so trials slow down once
+    parallel x LOCAL_CORES_PER_TRIAL exceeds the cores. History at the same parallelism
+    replaces this assumption.
     """
     cores = cpus or os.cpu_count() or 1
-    return max(1.0, parallel / cores)
+    return max(1.0, parallel * LOCAL_CORES_PER_TRIAL / cores)
 
 
 @dataclass(frozen=True)
@@ -666,11 +676,17 @@ class _Target:
     accelerator: str | None
     dataset: str
     path: str | None
+    subset: int | None
     examples: int | None
     shape: tuple[int, int, int] | None
     work: float | None
     epochs: int
     parallel: int
+
+    @property
+    def machine(self) -> str:
+        """The machine's key: instance type, plus '+accelerator' when one is attached."""
+        return _machine_key(self.instance, self.accelerator)
 
 
 def _target(backend: str, spec: StudySpec, machine: Mapping[str, Any]) -> _Target:
@@ -684,6 +700,7 @@ def _target(backend: str, spec: StudySpec, machine: Mapping[str, Any]) -> _Targe
         accelerator=machine["accelerator_type"] if machine["accelerator_count"] else None,
         dataset=ds.name,
         path=ds.path,
+        subset=ds.subset,
         examples=train_examples(ds.name, ds.subset, ds.validation_split),
         shape=shape,  # type: ignore[arg-type]
         work=work,
@@ -706,20 +723,46 @@ def _run_machine(run: RunRow, trial: TrialRow) -> tuple[str, str | None]:
     return _machine_key(m["instance_type"], m["accelerator_type"]), m["accelerator_type"]
 
 
-def _history_samples(store: Store, target: _Target) -> list[dict[str, Any]]:
-    """Return earlier completed trials on the same dataset, as seconds per epoch.
+@dataclass(frozen=True)
+class _Fixed:
+    """The costs that do not grow with the data: per trial (build, tracing) and per epoch."""
 
-    Each sample is normalised to the target's data size and model size (work units) and, for
-    local, to its parallelism: keys instance, backend, per_epoch_s, run_id.
+    trial_s: float
+    epoch_s: float
+
+
+def _fixed_costs(store: Store | None, target: _Target) -> _Fixed:
+    """Return this machine's fixed costs: a stored calibration's (local), else the catalog's."""
+    table = catalog_data()["relative_speed"]
+    fixed = _Fixed(float(table["trial_fixed_s"]), float(table["epoch_fixed_s"]))
+    if target.backend != "local" or store is None:
+        return fixed
+    stored = store.get_setting(calibration_key(target.dataset, target.subset))
+    if isinstance(stored, Mapping) and "per_step_s" in stored:
+        compute = stored["per_step_s"] * stored["examples"] / stored["batch_size"]
+        return _Fixed(stored["overhead_s"], max(stored["per_epoch_s"] - compute, 0.0))
+    return fixed
+
+
+def _history_runs(store: Store, target: _Target) -> list[RunRow]:
+    """Return the newest runs on the same dataset (and, for custom data, the same path)."""
+    return [r for r in store.list_runs()[:HISTORY_RUNS] if _same_data(r.spec, target)]
+
+
+def _history_samples(store: Store, target: _Target, runs: list[RunRow]) -> list[dict[str, Any]]:
+    """Return earlier completed trials of ``runs``, scaled to the target's data and model.
+
+    Each sample holds fixed_s (seconds a trial spends outside its epochs) and per_epoch_s,
+    with its run's parallelism, machine, speed factor and backend.
     """
-    runs = [r for r in store.list_runs()[:HISTORY_RUNS] if _same_data(r.spec, target)]
     if not runs:
         return []
-    epoch_counts = _epoch_counts(store, [r.id for r in runs])
+    epoch_times = _epoch_times(store, [r.id for r in runs])
+    fixed = _fixed_costs(store, target)
     out: list[dict[str, Any]] = []
     for run in runs:
         for trial in store.list_trials(run.id, status="completed"):
-            sample = _sample(run, trial, epoch_counts.get(trial.id), target)
+            sample = _sample(run, trial, epoch_times.get(trial.id, []), target, fixed)
             if sample is not None:
                 out.append(sample)
     return out
@@ -732,114 +775,178 @@ def _same_data(spec: Mapping[str, Any], target: _Target) -> bool:
     return target.dataset != "custom" or ds.get("path") == target.path
 
 
-def _epoch_counts(store: Store, run_ids: list[int]) -> dict[int, int]:
+def _epoch_times(store: Store, run_ids: list[int]) -> dict[int, list[float]]:
+    """Return, per trial id, the times its epochs were recorded, in order."""
     frame = store.epochs_frame(run_ids)
     if frame.empty:
         return {}
-    counts = frame.groupby("trial_id")["epoch"].count()
-    return {int(k): int(v) for k, v in counts.items()}
+    return {int(k): sorted(float(a) for a in part["at"]) for k, part in frame.groupby("trial_id")}
 
 
 def _sample(
-    run: RunRow, trial: TrialRow, epochs_run: int | None, target: _Target
+    run: RunRow, trial: TrialRow, epoch_at: list[float], target: _Target, fixed: _Fixed
 ) -> dict[str, Any] | None:
+    """Split one trial's seconds into fixed and per-epoch parts and scale them to the target.
+
+    Local trials: the gaps between their epochs' timestamps give the seconds per epoch, the
+    rest of the trial is fixed. Cloud trials (no reliable epoch times): the billed start-up
+    and the catalog's fixed cost per trial are taken out and the rest spread over the epochs.
+    The data-bound part of an epoch is scaled by data size and model work.
+    """
     seconds = trial.duration_s
     if seconds is None and trial.started_at is not None and trial.ended_at is not None:
         seconds = trial.ended_at - trial.started_at
     budget = run.spec.get("budget") or {}
-    epochs = epochs_run or budget.get("epochs")
+    epochs = len(epoch_at) or int(budget.get("epochs") or 0)
     if not seconds or seconds <= 0 or not epochs:
         return None
-    per_epoch = seconds / float(epochs)
-    ds = run.spec.get("dataset") or {}
-    examples = train_examples(
-        target.dataset, ds.get("subset"), float(ds.get("validation_split", 0.2))
-    )
-    if examples and target.examples:
-        per_epoch *= target.examples / examples
-    if target.work and target.shape:
-        per_epoch *= target.work / work_units(trial.params, target.shape)
-    if run.backend == "local":
-        per_epoch /= local_contention(int(budget.get("parallel_trials", 1)))
+    if run.backend != "local":
+        startup = float(backend_facts(run.backend)["billed_startup_s_per_trial"])
+        seconds = max(seconds - startup, 0.1 * seconds)
+    gaps = [b - a for a, b in zip(epoch_at, epoch_at[1:], strict=False)]
+    if run.backend == "local" and gaps:
+        per_epoch = statistics.median(gaps)
+        trial_fixed = max(seconds - epochs * per_epoch, 0.0)
+    else:
+        trial_fixed = min(fixed.trial_s, 0.5 * seconds)
+        per_epoch = (seconds - trial_fixed) / epochs
+    compute = max(per_epoch - fixed.epoch_s, 0.1 * per_epoch)
+    per_epoch -= compute
+    compute *= _scale(run, trial, target)
     key, accelerator = _run_machine(run, trial)
     return {
         "instance": key,
         "speed": speed_factor(key.split("+")[0], accelerator),
         "backend": run.backend,
-        "per_epoch_s": per_epoch,
+        "parallel": int(budget.get("parallel_trials") or 1),
+        "fixed_s": trial_fixed,
+        "per_epoch_s": per_epoch + compute,
         "run_id": run.id,
     }
 
 
-def _from_history(samples: list[dict[str, Any]], target: _Target) -> TrialTime | None:
-    mine_key = _machine_key(target.instance, target.accelerator)
-    same = [s["per_epoch_s"] for s in samples if s["instance"] == mine_key]
-    where = "on this machine" if target.backend == "local" else f"on {mine_key}"
+def _scale(run: RunRow, trial: TrialRow, target: _Target) -> float:
+    """Return how much more data-bound work an epoch of the target does than the trial's."""
+    ds = run.spec.get("dataset") or {}
+    ratio = 1.0
+    examples = train_examples(
+        target.dataset, ds.get("subset"), float(ds.get("validation_split", 0.2))
+    )
+    if examples and target.examples:
+        ratio *= target.examples / examples
+    if target.work and target.shape:
+        ratio *= target.work / work_units(trial.params, target.shape)
+    return ratio
+
+
+def _trial_seconds(s: Mapping[str, Any], target: _Target, factor: float = 1.0) -> float:
+    return (s["fixed_s"] + target.epochs * s["per_epoch_s"]) * factor
+
+
+def _from_history(store: Store, target: _Target, runs: list[RunRow]) -> TrialTime | None:
+    """Estimate from earlier trials: same machine first, then other cloud machines."""
+    samples = _history_samples(store, target, runs)
+    same = [s for s in samples if s["instance"] == target.machine]
+    if same and target.backend == "local":
+        return _from_local_history(store, target, runs, same)
     if same:
-        mid, low, high = _range(same)
-        return _trial_time(
-            target,
-            mid,
-            (low / mid, high / mid),
-            "history",
-            f"from {len(same)} earlier trial{'s' if len(same) != 1 else ''} on "
-            f"{target.dataset} {where} (median {mid:.3g} s per epoch, scaled to this spec's "
-            f"data and model size)",
-        )
+        values = [_trial_seconds(s, target) for s in same]
+        return _history_time(target, values, same, "history", f"on {target.machine}")
     if target.backend == "local":
         return None
     mine = speed_factor(target.instance, target.accelerator)
-    scaled, sources = [], set()
-    for s in samples:
-        theirs = s["speed"]
-        if s["backend"] != "local" and mine is not None and theirs:
-            scaled.append(s["per_epoch_s"] * mine / theirs)
-            sources.add(s["instance"])
-    if not scaled:
+    usable = [s for s in samples if s["backend"] != "local" and s["speed"] and mine]
+    if not usable or mine is None:
         return None
-    mid, low, high = _range(scaled)
-    return _trial_time(
+    values = [_trial_seconds(s, target, mine / s["speed"]) for s in usable]
+    sources = ", ".join(sorted({s["instance"] for s in usable}))
+    return _history_time(
         target,
-        mid,
-        (low / mid, high / mid),
+        values,
+        usable,
         "history-scaled",
-        f"from {len(scaled)} earlier trials on {target.dataset} on {', '.join(sorted(sources))}, "
-        f"scaled to {target.accelerator or target.instance} by the relative-speed table "
-        f"(median {mid:.3g} s per epoch)",
+        f"on {sources}, scaled to {target.machine} by the relative-speed table",
     )
 
 
-def _trial_time(
-    target: _Target,
-    per_epoch: float,
-    spread: tuple[float, float],
-    source: str,
-    why: str,
-    fixed_s: float = 0.0,
+def _from_local_history(
+    store: Store, target: _Target, runs: list[RunRow], same: list[dict[str, Any]]
 ) -> TrialTime:
-    """Turn seconds per epoch (and a fixed cost per trial) into a trial's seconds and range.
+    """Estimate local trials, preferring earlier runs with the same parallelism."""
+    at_p = [s for s in same if s["parallel"] == target.parallel]
+    mine = local_contention(target.parallel)
+    if at_p:
+        values = [_trial_seconds(s, target) for s in at_p]
+        where = f"on this machine with {target.parallel} at once"
+        used = at_p
+    else:
+        values = [_trial_seconds(s, target, mine / local_contention(s["parallel"])) for s in same]
+        where = (
+            f"on this machine at other parallelism, scaled to {target.parallel} at once "
+            f"(each trial keeps about {LOCAL_CORES_PER_TRIAL:g} of {os.cpu_count()} cores busy)"
+        )
+        used = same
+    tt = _history_time(target, values, used, "history", where)
+    overhead, sentence = _local_startup(store, target, runs)
+    return replace(tt, run_overhead_s=overhead, overhead_sentence=sentence)
 
-    ``spread`` gives the low and high ends as fractions of the expected trial time.
-    """
-    contention = local_contention(target.parallel) if target.backend == "local" else 1.0
-    expected = (fixed_s + per_epoch * target.epochs) * contention
-    extra = (
-        f"; {target.parallel} trials at once on {os.cpu_count()} cores run "
-        f"{contention:.2g}x slower each"
-        if contention > 1
-        else ""
-    )
+
+def _history_time(
+    target: _Target,
+    values: list[float],
+    used: list[dict[str, Any]],
+    source: str,
+    where: str,
+) -> TrialTime:
+    mid, low, high = _range(values)
+    fixed = statistics.median(s["fixed_s"] for s in used)
+    per_epoch = statistics.median(s["per_epoch_s"] for s in used)
+    n = len(values)
     return TrialTime(
-        expected_s=expected,
-        low_s=expected * spread[0],
-        high_s=expected * spread[1],
+        expected_s=mid,
+        low_s=low,
+        high_s=high,
         per_epoch_s=per_epoch,
         source=source,
         sentence=(
-            f"Expected time: {why}; {target.epochs} epochs a trial"
-            + (f" + {fixed_s:.2g} s to build the model" if fixed_s else "")
-            + f" = {expected:.3g} s a trial{extra}."
+            f"Expected time: from {n} earlier trial{'s' if n != 1 else ''} on {target.dataset} "
+            f"{where} (median {fixed:.3g} s outside epochs and {per_epoch:.3g} s per epoch, "
+            f"scaled to this spec's data and model size); {target.epochs} epochs a trial = "
+            f"{mid:.3g} s a trial (range {low:.3g} to {high:.3g} s: the 10th to 90th "
+            f"percentile{', at least +-50%' if n < 5 else ''})."
         ),
+    )
+
+
+def _local_startup(store: Store | None, target: _Target, runs: list[RunRow]) -> tuple[float, str]:
+    """Return the seconds a local run spends before its first trial, and their basis."""
+    mine = local_contention(target.parallel)
+    seen: list[tuple[int, float]] = []
+    for run in runs:
+        if run.backend != "local" or run.started_at is None or store is None:
+            continue
+        starts = [t.started_at for t in store.list_trials(run.id) if t.started_at is not None]
+        if starts:
+            p = int((run.spec.get("budget") or {}).get("parallel_trials") or 1)
+            seen.append((p, max(min(starts) - run.started_at, 0.0)))
+    same = [s for p, s in seen if p == target.parallel]
+    what = "Local start-up (TensorFlow, data and tuner set-up before the first trial)"
+    if same:
+        value = statistics.median(same)
+        return value, (
+            f"{what}: {value:.3g} s, the median of {len(same)} earlier run"
+            f"{'s' if len(same) != 1 else ''} with {target.parallel} at once."
+        )
+    if seen:
+        value = statistics.median(s * mine / local_contention(p) for p, s in seen)
+        return value, (
+            f"{what}: {value:.3g} s, from {len(seen)} earlier run"
+            f"{'s' if len(seen) != 1 else ''} at other parallelism, scaled."
+        )
+    base = float(backend_facts("local")["first_wave_extra_s"])
+    return base * mine, (
+        f"{what}: {base * mine:.3g} s, the catalog's {base:g} s measured on a 2-core machine"
+        + (f", x{mine:.2g} for {target.parallel} at once." if mine > 1 else ".")
     )
 
 
@@ -854,18 +961,22 @@ def _from_table(target: _Target) -> TrialTime | None:
     compute = float(ref) * factor * (target.work / work_units({}, target.shape))
     compute *= (target.examples or full) / full
     per_epoch = compute + float(table["epoch_fixed_s"])
-    machine = target.accelerator or target.instance
-    return _trial_time(
-        target,
-        per_epoch,
-        (1 - NO_HISTORY_SPREAD, 1 + NO_HISTORY_SPREAD),
-        "table",
-        f"no earlier trials on {target.dataset} on {machine}, so the relative-speed table "
-        f"({table['reference']} computes an epoch of the default CNN in {float(ref):.3g} s, "
-        f"{machine} x{factor:g}, scaled to this spec's data and model size, "
-        f"+ {float(table['epoch_fixed_s']):g} s fixed per epoch = {per_epoch:.3g} s per epoch, "
-        "range +-50%)",
-        fixed_s=float(table["trial_fixed_s"]),
+    trial = float(table["trial_fixed_s"]) + target.epochs * per_epoch
+    return TrialTime(
+        expected_s=trial,
+        low_s=trial * (1 - NO_HISTORY_SPREAD),
+        high_s=trial * (1 + NO_HISTORY_SPREAD),
+        per_epoch_s=per_epoch,
+        source="table",
+        sentence=(
+            f"Expected time: no earlier trials on {target.dataset} on {target.machine}, so the "
+            f"relative-speed table ({table['reference']} computes an epoch of the default CNN "
+            f"in {float(ref):.3g} s, {target.accelerator or target.instance} x{factor:g}, "
+            f"scaled to this spec's data and model size, + {float(table['epoch_fixed_s']):g} s "
+            f"fixed per epoch = {per_epoch:.3g} s per epoch); {target.epochs} epochs + "
+            f"{float(table['trial_fixed_s']):g} s to build the model = {trial:.3g} s a trial "
+            "(range +-50%)."
+        ),
     )
 
 
@@ -1017,7 +1128,7 @@ def cached_calibration(
     return cal
 
 
-def _from_calibration(cal: Calibration, target: _Target) -> TrialTime:
+def _from_calibration(store: Store | None, cal: Calibration, target: _Target) -> TrialTime:
     """Estimate from a calibration, its compute scaled to the spec's model and data size."""
     compute = cal.per_step_s * cal.examples / cal.batch_size
     fixed_epoch = max(cal.per_epoch_s - compute, 0.0)
@@ -1026,17 +1137,31 @@ def _from_calibration(cal: Calibration, target: _Target) -> TrialTime:
     if target.examples:
         compute *= target.examples / cal.examples
     per_epoch = fixed_epoch + compute
-    return _trial_time(
-        target,
-        per_epoch,
-        (1 - NO_HISTORY_SPREAD, 1 + NO_HISTORY_SPREAD),
-        "calibration",
-        f"no earlier trials on {target.dataset} on this machine, so a calibration of "
-        f"{cal.steps * 5} training steps at batch {cal.batch_size}"
-        f"{' on random arrays of its shape' if cal.synthetic else ''} "
-        f"(scaled to this spec's model and data size: {per_epoch:.3g} s per epoch, "
-        "range +-50%)",
-        fixed_s=cal.overhead_s,
+    mine = local_contention(target.parallel)
+    trial = (cal.overhead_s + target.epochs * per_epoch) * mine
+    slower = (
+        f"; {target.parallel} at once run x{mine:.2g} slower each (a trial keeps about "
+        f"{LOCAL_CORES_PER_TRIAL:g} of {os.cpu_count()} cores busy)"
+        if mine > 1
+        else ""
+    )
+    overhead, sentence = _local_startup(store, target, [])
+    return TrialTime(
+        expected_s=trial,
+        low_s=trial * (1 - NO_HISTORY_SPREAD),
+        high_s=trial * (1 + NO_HISTORY_SPREAD),
+        per_epoch_s=per_epoch,
+        source="calibration",
+        sentence=(
+            f"Expected time: no earlier trials on {target.dataset} on this machine, so a "
+            f"calibration of {cal.steps * 5} training steps at batch {cal.batch_size}"
+            f"{' on random arrays of its shape' if cal.synthetic else ''} ({per_epoch:.3g} s "
+            f"per epoch scaled to this spec's model and data size, {cal.overhead_s:.2g} s to "
+            f"build and trace the model); {target.epochs} epochs a trial{slower} = "
+            f"{trial:.3g} s a trial (range +-50%)."
+        ),
+        run_overhead_s=overhead,
+        overhead_sentence=sentence,
     )
 
 
@@ -1078,7 +1203,7 @@ def estimate_trial_time(
     """
     target = _target(backend, spec, machine_settings(backend, settings))
     if store is not None:
-        found = _from_history(_history_samples(store, target), target)
+        found = _from_history(store, target, _history_runs(store, target))
         if found is not None:
             return found
     if backend == "local":
@@ -1086,7 +1211,7 @@ def estimate_trial_time(
             cal = cached_calibration(spec, store, run=calibrate)
         except (CloudTuneError, ImportError, ValueError, RuntimeError):
             cal = None
-        return _from_calibration(cal, target) if cal is not None else None
+        return _from_calibration(store, cal, target) if cal is not None else None
     return _from_table(target)
 
 
@@ -1135,18 +1260,62 @@ def forecast(
     fc.price_per_hour = q.usd_per_hour
     tt = estimate_trial_time(backend, spec, settings, store, calibrate=calibrate)
     fc.basis.extend(_expected(fc, tt, spec, backend_facts(backend), q.usd_per_hour))
+    widened = _widen(fc, _past_errors(store, backend)) if store is not None else None
+    fc.basis.extend([widened] if widened else [])
     fc.basis.append(q.sentence())
     fc.basis.extend(_worst(fc, spec, backend_facts(backend), q.usd_per_hour))
     return fc
 
 
-def _run_totals(
-    trial_s: float, spec: StudySpec, facts: Mapping[str, Any], price: float | None, end: int = -1
-) -> tuple[float, float | None]:
-    """Return (wall seconds, cost) of the whole run for a per-trial compute time.
+def _past_errors(store: Store, backend: str) -> list[float]:
+    """Return the wall-time errors recorded on this backend's earlier runs (newest first)."""
+    errors = []
+    for run in store.list_runs()[:HISTORY_RUNS]:
+        error = (run.forecast or {}).get("error") if run.backend == backend else None
+        value = error.get("wall_rel_error") if isinstance(error, Mapping) else None
+        if value is not None and float(value) > -1:
+            errors.append(float(value))
+    return errors
 
-    ``end`` picks the start-up time: -1 the expected one, 0 or 1 the low or high end of the
-    backend's start-up range.
+
+def _widen(fc: Forecast, errors: list[float]) -> str | None:
+    """Widen the ranges to cover the 10th-90th percentile of earlier forecasts' errors.
+
+    A forecast's error is (expected - actual) / actual, so actual = expected / (1 + error).
+    Needs MIN_ERRORS_TO_WIDEN earlier errors; returns the basis sentence, or None.
+    """
+    if len(errors) < MIN_ERRORS_TO_WIDEN or fc.expected_wall_s is None:
+        return None
+    low_f = 1 / (1 + _percentile(errors, 0.9))
+    high_f = 1 / (1 + _percentile(errors, 0.1))
+    fc.low_wall_s = min(fc.low_wall_s or fc.expected_wall_s, fc.expected_wall_s * low_f)
+    fc.high_wall_s = max(fc.high_wall_s or fc.expected_wall_s, fc.expected_wall_s * high_f)
+    if fc.expected_cost_usd is not None:
+        cost = fc.expected_cost_usd
+        fc.low_cost_usd = min(
+            fc.low_cost_usd if fc.low_cost_usd is not None else cost, cost * low_f
+        )
+        fc.high_cost_usd = max(fc.high_cost_usd or cost, cost * high_f)
+    return (
+        f"Range: widened to cover how far the last {len(errors)} forecasts on this platform "
+        f"missed (actual between x{low_f:.2g} and x{high_f:.2g} of expected): "
+        f"{fmt_duration(fc.low_wall_s)} to {fmt_duration(fc.high_wall_s)}."
+    )
+
+
+def _run_totals(
+    trial_s: float,
+    spec: StudySpec,
+    facts: Mapping[str, Any],
+    price: float | None,
+    once: float,
+    end: int = -1,
+) -> tuple[float, float | None]:
+    """Return (wall seconds, cost) of the whole run for a per-trial time.
+
+    ``once`` is the time spent once before the first wave (local worker start-up, Azure's
+    cluster scale-up). ``end`` picks the start-up time: -1 the expected one, 0 or 1 the low or
+    high end of the backend's start-up range.
     """
     b = spec.budget
     startup = float(facts["startup_s_per_trial"])
@@ -1154,7 +1323,7 @@ def _run_totals(
         startup = float(facts["startup_range_s"][end])
     ratio = startup / facts["startup_s_per_trial"] if facts["startup_s_per_trial"] else 0.0
     waves = _waves(b.max_trials, b.parallel_trials)
-    wall = waves * (trial_s + startup) + facts["first_wave_extra_s"]
+    wall = waves * (trial_s + startup) + once
     if price is None:
         return wall, None
     if facts.get("billing") == "per_machine":
@@ -1178,25 +1347,30 @@ def _expected(
             "Expected time: unknown: no earlier trials on this dataset and machine, and no "
             "calibration or reference timing applies; run one trial to build history."
         ]
-    fc.expected_wall_s, fc.expected_cost_usd = _run_totals(tt.expected_s, spec, facts, price)
-    fc.low_wall_s, fc.low_cost_usd = _run_totals(tt.low_s, spec, facts, price, 0)
-    fc.high_wall_s, fc.high_cost_usd = _run_totals(tt.high_s, spec, facts, price, 1)
+    local = facts.get("billing") == "per_machine"
+    once = tt.run_overhead_s if local else float(facts["first_wave_extra_s"])
+    fc.expected_wall_s, fc.expected_cost_usd = _run_totals(tt.expected_s, spec, facts, price, once)
+    fc.low_wall_s, fc.low_cost_usd = _run_totals(tt.low_s, spec, facts, price, once, 0)
+    fc.high_wall_s, fc.high_cost_usd = _run_totals(tt.high_s, spec, facts, price, once, 1)
     b = spec.budget
     waves = _waves(b.max_trials, b.parallel_trials)
     wall = (
         f"Wall time: {waves} wave{'s' if waves != 1 else ''} of up to {b.parallel_trials} "
         f"trial{'s' if b.parallel_trials != 1 else ''} x {tt.expected_s:.3g} s"
     )
-    start, once = facts["startup_s_per_trial"], facts["first_wave_extra_s"]
+    start = facts["startup_s_per_trial"]
     wall += f" + {start:g} s start-up each" if start else ""
-    wall += f" + {once:g} s once" if once else ""
-    wall += f" = {fmt_duration(fc.expected_wall_s)}"
-    wall += f". Start-up: {facts['overhead_basis']}" if start or once else "."
+    wall += f" + {once:.3g} s once" if once else ""
+    wall += f" = {fmt_duration(fc.expected_wall_s)}."
+    if local:
+        wall += f" {tt.overhead_sentence}" if tt.overhead_sentence else ""
+    elif start or once:
+        wall += f" Start-up: {facts['overhead_basis']}"
     out = [tt.sentence, wall]
     if price is not None and fc.expected_cost_usd is not None:
         what = (
             "the machine's wall time at the local rate"
-            if facts.get("billing") == "per_machine"
+            if local
             else f"{b.max_trials} trials of billed time (start-up included) at the price below"
         )
         out.append(

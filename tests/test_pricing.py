@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from datetime import date, timedelta
 from typing import Any
 
@@ -290,60 +291,93 @@ def add_run(
     store: Any,
     spec: StudySpec,
     backend: str,
-    durations: list[float],
+    trials: list[tuple[float, float]],
+    monkeypatch: pytest.MonkeyPatch,
     *,
     instance: str | None = None,
-    epochs_each: int | None = None,
+    startup: float = 12.0,
 ) -> int:
-    sid = store.create_study(spec)
-    rid = store.create_run(sid, backend, instance_type=instance, spec=spec)
-    for i, seconds in enumerate(durations):
+    """Store a finished run whose trials take (fixed seconds, seconds per epoch) each.
+
+    Trials run one after another from ``startup`` seconds after the run starts; each epoch's
+    timestamp is set as a worker would record it.
+    """
+    import core.store
+
+    epochs = spec.budget.epochs
+    rid = store.create_run(store.create_study(spec), backend, instance_type=instance, spec=spec)
+    clock = 1000.0 + startup
+    for i, (fixed, gap) in enumerate(trials):
+        duration = fixed + epochs * gap
         tid = store.upsert_trial(
             rid,
             f"t{i}",
             status="completed",
             objective=0.9,
-            duration_s=seconds,
+            duration_s=duration,
             params={"batch_size": 64},
-            started_at=1000.0 + i,
-            ended_at=1000.0 + i + seconds,
+            started_at=clock,
+            ended_at=clock + duration,
         )
-        for e in range(epochs_each or 0):
+        for e in range(epochs):
+            at = clock + fixed + (e + 1) * gap
+            monkeypatch.setattr(core.store.time, "time", lambda at=at: at)
             store.add_epoch(tid, e, {"val_accuracy": 0.9})
+        monkeypatch.undo()
+        clock += duration
+    store.update_run(rid, status="completed", started_at=1000.0, ended_at=clock)
     return rid
 
 
-def test_local_forecast_from_history(store: Any) -> None:
+def test_local_forecast_from_history(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = make_spec(max_trials=4, parallel_trials=1, epochs=2)
-    durations = [8.0, 10.0, 12.0, 9.0, 11.0, 10.0]
-    add_run(store, spec, "local", durations, epochs_each=2)
+    trials = [(6.0, 1.0), (7.0, 1.5), (5.0, 1.2), (6.5, 0.9), (8.0, 1.1), (6.0, 1.3)]
+    add_run(store, spec, "local", trials, monkeypatch, startup=12.0)
     fc = pricing.forecast("local", spec, {}, store, calibrate=False)
-    per_epoch = sorted(d / 2 for d in durations)
-    expected_trial = (per_epoch[2] + per_epoch[3]) / 2 * 2  # the median, 2 epochs
-    assert fc.expected_wall_s == pytest.approx(4 * expected_trial)
-    assert "from 6 earlier trials on digits on this machine" in fc.basis[0]
+    median_trial = statistics.median(f + 2 * g for f, g in trials)
+    assert fc.expected_wall_s == pytest.approx(12.0 + 4 * median_trial)
+    assert "from 6 earlier trials on digits on this machine with 1 at once" in fc.basis[0]
+    assert "Local start-up" in fc.basis[1] and "median of 1 earlier run" in fc.basis[1]
     assert fc.expected_cost_usd == 0.0
     pricing.set_local_rate(store, 3.6)  # $0.001 a second
     fc = pricing.forecast("local", spec, {}, store, calibrate=False)
     assert fc.expected_cost_usd == pytest.approx(fc.expected_wall_s * 0.001)
 
 
-def test_history_is_rescaled_to_epochs_and_ignores_other_datasets(store: Any) -> None:
-    spec = make_spec(max_trials=2, epochs=4)
-    add_run(store, make_spec(epochs=2), "local", [10.0, 10.0, 10.0], epochs_each=2)
+def test_local_history_separates_fixed_cost_from_epochs(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_run(store, make_spec(epochs=2), "local", [(6.0, 2.0)] * 3, monkeypatch)
     other = StudySpec.from_dict({**make_spec().to_dict(), "dataset": {"name": "mnist"}})
-    add_run(store, other, "local", [500.0, 500.0], epochs_each=2)
-    tt = pricing.estimate_trial_time("local", spec, {}, store, calibrate=False)
+    add_run(store, other, "local", [(60.0, 200.0)] * 2, monkeypatch)
+    tt = pricing.estimate_trial_time("local", make_spec(epochs=4), {}, store, calibrate=False)
     assert tt is not None and tt.source == "history"
-    assert tt.expected_s == pytest.approx(20.0)  # 5 s per epoch x 4 epochs
+    assert tt.expected_s == pytest.approx(6.0 + 4 * 2.0)  # not (6 + 2 x 2) x 4 / 2
 
 
-def test_cloud_history_on_another_machine_is_scaled_by_the_speed_table(store: Any) -> None:
+def test_local_history_at_other_parallelism_is_scaled(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_run(store, make_spec(epochs=2), "local", [(6.0, 2.0)] * 3, monkeypatch, startup=10.0)
+    tt = pricing.estimate_trial_time(
+        "local", make_spec(epochs=2, parallel_trials=4), {}, store, calibrate=False
+    )
+    factor = pricing.local_contention(4) / pricing.local_contention(1)
+    assert tt is not None and tt.expected_s == pytest.approx(10.0 * factor)
+    assert tt.run_overhead_s == pytest.approx(10.0 * factor)
+    assert "scaled to 4 at once" in tt.sentence
+
+
+def test_cloud_history_on_another_machine_is_scaled_by_the_speed_table(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = make_spec(max_trials=2, epochs=2)
-    add_run(store, spec, "sagemaker", [100.0] * 5, instance="ml.m5.xlarge", epochs_each=2)
+    billed_startup = pricing.backend_facts("sagemaker")["billed_startup_s_per_trial"]
+    trials = [(billed_startup + 20.0, 40.0)] * 5  # 100 s + billed start-up each
+    add_run(store, spec, "sagemaker", trials, monkeypatch, instance="ml.m5.xlarge")
     same = pricing.estimate_trial_time("sagemaker", spec, {"instance_type": "ml.m5.xlarge"}, store)
     assert same is not None and same.source == "history"
-    assert same.expected_s == pytest.approx(100.0)
+    assert same.expected_s == pytest.approx(100.0)  # billed start-up is added back later
     other = pricing.estimate_trial_time(
         "sagemaker", spec, {"instance_type": "ml.c5.2xlarge"}, store
     )
@@ -372,7 +406,8 @@ def test_local_forecast_uses_a_stored_calibration(store: Any) -> None:
     examples = pricing.train_examples("digits", None, 0.2)
     compute = 0.05 * 1437 / 64 * examples / 1437
     fixed_epoch = 2.0 - 0.05 * 1437 / 64
-    assert tt.expected_s == pytest.approx(1.0 + 2 * (fixed_epoch + compute))
+    slower = pricing.local_contention(1)
+    assert tt.expected_s == pytest.approx((1.0 + 2 * (fixed_epoch + compute)) * slower)
     assert "calibration" in tt.sentence
 
 
@@ -536,3 +571,19 @@ def test_representative_params_and_work_units() -> None:
     tiny = {"conv_blocks": 1, "filters": 4, "kernel_size": 3, "dense_units": 8}
     assert pricing.work_units(tiny, (4, 4, 1)) == 4 * 4 * 9 * 1 * 4 + 2 * 2 * 4 * 8 + 8 * 10
     assert pricing.work_units({"filters": "64.0"}, (8, 8, 1)) > pricing.work_units({}, (8, 8, 1))
+
+
+def test_range_widens_to_cover_earlier_forecast_errors(store: Any) -> None:
+    spec = make_spec()
+    for err in (-0.5, -0.5, -0.5, 1.0, 1.0, 1.0):
+        rid = store.create_run(store.create_study(spec), "sagemaker", spec=spec)
+        store.update_run(rid, forecast={"error": {"wall_rel_error": err}})
+    plain = pricing.forecast("sagemaker", spec, {})
+    fc = pricing.forecast("sagemaker", spec, {}, store)
+    assert fc.expected_wall_s == pytest.approx(plain.expected_wall_s)
+    # actual = expected / (1 + error): errors of +100% and -50% mean x0.5 to x2
+    assert fc.low_wall_s == pytest.approx(plain.expected_wall_s * 0.5)
+    assert fc.high_wall_s == pytest.approx(plain.expected_wall_s * 2)
+    assert fc.high_cost_usd == pytest.approx(plain.expected_cost_usd * 2)
+    assert any("last 6 forecasts on this platform" in b for b in fc.basis)
+    assert not any("forecasts on this platform" in b for b in plain.basis)
