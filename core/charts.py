@@ -320,18 +320,18 @@ def parallel_coordinates(
 def learning_curves(
     epochs: pd.DataFrame, metric: str = "val_accuracy", *, max_trials: int = 30
 ) -> alt.Chart:
-    """Per-epoch ``metric`` of each trial (the latest ``max_trials`` trials)."""
+    """Per-epoch ``metric`` of each trial (the latest ``max_trials`` trials); epochs count from 1."""
     if epochs.empty or metric not in epochs:
         return empty_chart("No finished epochs yet.")
     data = _finite(epochs, metric)
     keep = sorted(data["trial"].dropna().unique())[-max_trials:]
     data = data[data["trial"].isin(keep)]
-    data = data.assign(epoch=data["epoch"] + 1, trial=data["trial"].astype(int))
+    data = data.assign(trial=data["trial"].astype(int))
     return (
         alt.Chart(data[["trial", "epoch", metric]])
         .mark_line(point=True, opacity=0.8)
         .encode(
-            x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
+            x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y(f"{metric}:Q", title=title_for(metric), scale=alt.Scale(zero=False)),
             color=alt.Color("trial:N", title="Trial", scale=alt.Scale(range=OKABE_ITO)),
             tooltip=["trial:N", "epoch:Q", alt.Tooltip(f"{metric}:Q", format=".4f")],

@@ -42,22 +42,20 @@ def chart_with_downloads(chart: object, name: str) -> None:
     from core.charts import chart_png, chart_svg
 
     st.altair_chart(chart, width="stretch")
-    c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button(
-        "PNG",
-        lambda: chart_png(chart),
-        f"{name}.png",
-        "image/png",
-        key=f"png_{name}",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    c2.download_button(
-        "SVG",
-        lambda: chart_svg(chart),
-        f"{name}.svg",
-        "image/svg+xml",
-        key=f"svg_{name}",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    with st.popover("Download chart", icon=":material/download:"):
+        st.download_button(
+            "PNG image",
+            lambda: chart_png(chart),
+            f"{name}.png",
+            "image/png",
+            key=f"png_{name}",
+            on_click="ignore",
+        )
+        st.download_button(
+            "SVG image",
+            lambda: chart_svg(chart),
+            f"{name}.svg",
+            "image/svg+xml",
+            key=f"svg_{name}",
+            on_click="ignore",
+        )

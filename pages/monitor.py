@@ -17,8 +17,9 @@ if not runs:
     st.info("No runs yet: launch one from the Launch page.")
     st.stop()
 
+studies = {s.id: s.name for s in store.list_studies()}
 options = {
-    r.id: f"Run {r.id} · {platform_label(r.backend)} · {r.status_detail or r.status}"
+    r.id: f"Run {r.id} · {platform_label(r.backend)} · {studies.get(r.study_id, r.study_id)}"
     for r in runs[:100]
 }
 default = [r for r in st.session_state.get("monitor_runs", []) if r in options]

@@ -1,0 +1,170 @@
+"""End to end in a real browser: define the space, launch a tiny local run, watch it finish,
+compare, download the CSV. Debian's Chromium driven by Playwright against `streamlit run`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+        reason="Debian's chromium is not installed: .ci/run installs it (apt-get install chromium)",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def server(home: Path, tmp_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a loopback port with a fresh store."""
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        CLOUDTUNE_HOME=str(home),
+        CLOUDTUNE_DB=f"sqlite:///{home / 'cloudtune.db'}",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise AssertionError("streamlit did not start: " + (tmp_path / "streamlit.log").read_text())
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _set_number(page, label: str, value: int) -> None:  # noqa: ANN001 - playwright Page
+    box = page.get_by_role("spinbutton", name=label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_timeout(700)
+
+
+def test_define_launch_monitor_compare_download(
+    server: str, artifacts: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = artifacts / "e2e"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(60_000)
+        page.goto(server)
+        expect(page.get_by_role("heading", name="CloudTune")).to_be_visible()
+        expect(page.get_by_text("No runs yet")).to_be_visible()
+        page.screenshot(path=str(shots / "1-home.png"), full_page=True)
+
+        # Search space: the published study's space is the starting draft; rename it
+        page.get_by_role("button", name="Start a study").click()
+        expect(page.get_by_role("heading", name="Search space")).to_be_visible()
+        name = page.get_by_role("textbox", name="Study name")
+        name.fill("browser-study")
+        name.press("Enter")
+        page.wait_for_timeout(700)
+        expect(page.get_by_text("Configurations", exact=True)).to_be_visible()
+        page.screenshot(path=str(shots / "2-search-space.png"), full_page=True)
+
+        # Launch: a tiny budget on the local machine
+        page.get_by_role("button", name="Continue to Launch").click()
+        expect(page.get_by_role("heading", name="Budget")).to_be_visible()
+        _set_number(page, "In parallel", 1)
+        _set_number(page, "Trials", 2)
+        _set_number(page, "Epochs per trial", 1)
+        _set_number(page, "Training subset (examples, 0 = all)", 300)
+        expect(page.get_by_text("Ready", exact=True)).to_be_visible()
+        page.screenshot(path=str(shots / "3-launch.png"), full_page=True)
+        page.get_by_role("button", name=re.compile(r"Launch$")).click()
+
+        # Monitor: wait for the run to complete
+        expect(page.get_by_role("heading", name="Monitor")).to_be_visible()
+        expect(page.get_by_text("Status: completed")).to_be_visible(timeout=300_000)
+        # the live panel drops the run's Cancel button once it has ended
+        expect(page.get_by_role("button", name=re.compile("Cancel"))).to_have_count(0)
+        page.screenshot(path=str(shots / "4-monitor.png"), full_page=True)
+
+        # Compare: download the per-trial table
+        page.get_by_role("link", name="Compare").click()
+        expect(page.get_by_role("heading", name="Statistics")).to_be_visible()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "5-compare.png"), full_page=True)
+        with page.expect_download() as info:
+            page.get_by_role("button", name="Per-trial table (CSV)").click()
+        download = info.value
+        target = tmp_path / "trials.csv"
+        download.save_as(target)
+        browser.close()
+
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 2
+    assert {r["backend"] for r in rows} == {"local"}
+    assert {r["status"] for r in rows} == {"completed"}
+    assert {r["study"] for r in rows} == {"browser-study"}
+    assert all(0.0 <= float(r["objective"]) <= 1.0 for r in rows)
