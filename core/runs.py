@@ -76,7 +76,31 @@ def refresh_run(store: Store, run_id: int, **backend_kwargs: Any) -> PollResult:
     if run.status not in ACTIVE_STATUSES:
         return PollResult(status=run.status, detail=run.status_detail, error=run.error)
     backend = get_backend(run.backend, store, **backend_kwargs)
-    return backend.poll(run)
+    result = backend.poll(run)
+    if result.status not in ACTIVE_STATUSES:
+        record_forecast_error(store, run_id)
+    return result
+
+
+def record_forecast_error(store: Store, run_id: int) -> dict[str, Any] | None:
+    """Store, once, how far an ended run's forecast was from its actual time and cost.
+
+    The backend has already written the trials' costs; this only compares (the local worker
+    records its own through ``pricing.finalize_run_costs``).
+    """
+    from core.pricing import forecast_error
+
+    run = store.get_run(run_id)
+    if not run.forecast or "error" in run.forecast or run.started_at is None:
+        return None
+    trials = store.list_trials(run_id)
+    cost = run.cost_usd
+    if cost is None:
+        cost = sum(t.cost_usd for t in trials if t.cost_usd is not None)
+    wall = (run.ended_at or run.started_at) - run.started_at
+    error = forecast_error(run.forecast, wall, float(cost))
+    store.update_run(run_id, forecast={**run.forecast, "error": error})
+    return error
 
 
 def cancel_run(store: Store, run_id: int, **backend_kwargs: Any) -> None:

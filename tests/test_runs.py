@@ -1,0 +1,67 @@
+"""core.runs: what the CLI and pages call around a backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import core.runs as runs
+from core.backends.base import Forecast, PollResult
+from core.errors import BackendError, BackendNotReady
+from core.store import Store
+
+
+class StubBackend:
+    """A backend whose job ends at the first poll, with one trial."""
+
+    name = "stub"
+    label = "Stub cloud"
+
+    def __init__(self, store: Store, missing: list[str] | None = None) -> None:
+        self.store = store
+        self.missing = missing or []
+
+    def check(self, settings: Any) -> list[str]:
+        return list(self.missing)
+
+    def estimate(self, spec: Any, settings: Any) -> Forecast:
+        return Forecast(backend="stub", expected_wall_s=100.0, expected_cost_usd=2.0, basis=["b"])
+
+    def launch(self, spec: Any, run: Any) -> str:
+        self.store.set_run_status(run.id, "running")
+        return "job-1"
+
+    def poll(self, run: Any) -> PollResult:
+        self.store.upsert_trial(run.id, "t", status="completed", objective=0.9, cost_usd=1.0)
+        self.store.update_run(run.id, started_at=1000.0)
+        self.store.set_run_status(run.id, "completed")
+        self.store.update_run(run.id, ended_at=1050.0)
+        return PollResult(status="completed")
+
+    def cancel(self, run: Any) -> None:
+        self.store.set_run_status(run.id, "cancelled")
+
+
+def test_start_refresh_records_the_forecast_error(
+    store: Store, published_spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runs, "get_backend", lambda name, s, **kw: StubBackend(s))
+    run_id = runs.start_run(store, published_spec, "stub", settings={"region": "x"})
+    run = store.get_run(run_id)
+    assert run.handle == "job-1" and run.forecast["expected_cost_usd"] == 2.0
+    assert runs.refresh_run(store, run_id).status == "completed"
+    error = store.get_run(run_id).forecast["error"]
+    assert error["wall_rel_error"] == pytest.approx((100 - 50) / 50)
+    assert error["cost_rel_error"] == pytest.approx((2 - 1) / 1)
+    with pytest.raises(BackendError, match="already completed"):
+        runs.cancel_run(store, run_id)
+
+
+def test_a_backend_that_is_not_ready_launches_nothing(
+    store: Store, published_spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runs, "get_backend", lambda name, s, **kw: StubBackend(s, ["No role."]))
+    with pytest.raises(BackendNotReady, match="Stub cloud is not ready: No role."):
+        runs.start_run(store, published_spec, "stub")
+    assert store.list_runs() == []
