@@ -689,61 +689,51 @@ class Store:
         """Return the tidy per-trial table (a pandas DataFrame, a row per trial).
 
         Columns: study_id, study, run_id, backend, instance_type, strategy, trial, trial_key,
-        status, objective, duration_s, billable_s, cost_usd, started_at, ended_at, error, the
-        final metrics (one column each) and the parameters (one column each, prefixed ``p_``).
+        status, objective, duration_s, billable_s, cost_usd, started_at, ended_at, seed, error,
+        the final metrics (one column each) and the parameters (one column each, prefixed
+        ``p_``). Built column-wise, so 100,000 trials read in about a second.
         """
         import pandas as pd
 
-        query = (
-            sa.select(
-                trials,
-                runs.c.backend,
-                runs.c.instance_type.label("run_instance_type"),
-                runs.c.study_id,
-                runs.c.spec_json.label("run_spec_json"),
-                studies.c.name.label("study"),
-            )
-            .join(runs, trials.c.run_id == runs.c.id)
-            .join(studies, runs.c.study_id == studies.c.id)
-            .order_by(trials.c.run_id, trials.c.number, trials.c.id)
-        )
+        run_query = sa.select(
+            runs.c.id,
+            runs.c.study_id,
+            runs.c.backend,
+            runs.c.instance_type,
+            runs.c.spec_json,
+            studies.c.name,
+        ).join(studies, runs.c.study_id == studies.c.id)
         if run_ids is not None:
-            query = query.where(trials.c.run_id.in_([int(r) for r in run_ids]))
+            run_query = run_query.where(runs.c.id.in_([int(r) for r in run_ids]))
         if study_id is not None:
-            query = query.where(runs.c.study_id == study_id)
+            run_query = run_query.where(runs.c.study_id == study_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        records = []
-        strategies: dict[str, str] = {}
-        for r in rows:
-            strategy = strategies.get(r.run_spec_json or "")
-            if strategy is None:
-                strategy = str(_loads(r.run_spec_json).get("strategy", ""))
-                strategies[r.run_spec_json or ""] = strategy
-            rec: dict[str, Any] = {
-                "study_id": r.study_id,
-                "study": r.study,
-                "run_id": r.run_id,
-                "backend": r.backend,
-                "instance_type": r.instance_type or r.run_instance_type,
-                "strategy": strategy,
-                "trial": r.number,
-                "trial_key": r.trial_key,
-                "status": r.status,
-                "objective": r.objective,
-                "duration_s": r.duration_s,
-                "billable_s": r.billable_s,
-                "cost_usd": r.cost_usd,
-                "started_at": r.started_at,
-                "ended_at": r.ended_at,
-                "seed": r.seed,
-                "error": r.error,
-            }
-            for k, v in _loads(r.metrics_json).items():
-                rec.setdefault(k, v)
-            for k, v in _loads(r.params_json).items():
-                rec[f"p_{k}"] = v
-            records.append(rec)
+            run_rows = {r.id: r for r in conn.execute(run_query).all()}
+            rows = (
+                conn.execute(
+                    sa.select(
+                        trials.c.run_id,
+                        trials.c.number,
+                        trials.c.trial_key,
+                        trials.c.status,
+                        trials.c.objective,
+                        trials.c.duration_s,
+                        trials.c.billable_s,
+                        trials.c.cost_usd,
+                        trials.c.started_at,
+                        trials.c.ended_at,
+                        trials.c.seed,
+                        trials.c.error,
+                        trials.c.instance_type,
+                        trials.c.metrics_json,
+                        trials.c.params_json,
+                    )
+                    .where(trials.c.run_id.in_(list(run_rows)))
+                    .order_by(trials.c.run_id, trials.c.number, trials.c.id)
+                ).all()
+                if run_rows
+                else []
+            )
         columns = [
             "study_id",
             "study",
@@ -763,10 +753,72 @@ class Store:
             "seed",
             "error",
         ]
-        frame = pd.DataFrame.from_records(records)
-        if frame.empty:
+        if not rows:
             return pd.DataFrame(columns=columns)
+        cols = list(zip(*rows, strict=True))
+        run_col = pd.Series(cols[0], dtype="int64")
+        per_run = pd.DataFrame(
+            {
+                "study_id": {k: r.study_id for k, r in run_rows.items()},
+                "study": {k: r.name for k, r in run_rows.items()},
+                "backend": {k: r.backend for k, r in run_rows.items()},
+                "run_instance": {k: r.instance_type for k, r in run_rows.items()},
+                "strategy": {
+                    k: str(_loads(r.spec_json).get("strategy", "")) for k, r in run_rows.items()
+                },
+            }
+        )
+        frame = pd.DataFrame(
+            {
+                "study_id": run_col.map(per_run["study_id"]),
+                "study": run_col.map(per_run["study"]),
+                "run_id": run_col,
+                "backend": run_col.map(per_run["backend"]),
+                "instance_type": pd.Series(cols[12], dtype=object).fillna(
+                    run_col.map(per_run["run_instance"])
+                ),
+                "strategy": run_col.map(per_run["strategy"]),
+                "trial": cols[1],
+                "trial_key": cols[2],
+                "status": cols[3],
+                "objective": pd.Series(cols[4], dtype="float64"),
+                "duration_s": pd.Series(cols[5], dtype="float64"),
+                "billable_s": pd.Series(cols[6], dtype="float64"),
+                "cost_usd": pd.Series(cols[7], dtype="float64"),
+                "started_at": pd.Series(cols[8], dtype="float64"),
+                "ended_at": pd.Series(cols[9], dtype="float64"),
+                "seed": cols[10],
+                "error": cols[11],
+            }
+        )
+        extra: dict[str, Any] = {}
+        if any(m not in (None, "", "{}") for m in cols[13]):
+            metrics = pd.DataFrame.from_records([_loads(m) for m in cols[13]])
+            for name in metrics.columns:
+                if name not in frame.columns:
+                    extra[str(name)] = metrics[name].to_numpy()
+        params = pd.DataFrame.from_records([_loads(p) for p in cols[14]])
+        for name in params.columns:
+            extra[f"p_{name}"] = params[name].to_numpy()
+        if extra:
+            frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
         return frame
+
+    def trials_stamp(self, run_ids: Iterable[int]) -> tuple[Any, ...]:
+        """Return a cheap fingerprint of the runs' trials that changes whenever one is written.
+
+        Pages key their caches on it: an unchanged stamp means the per-trial table is the same.
+        """
+        query = sa.select(
+            sa.func.count(),
+            sa.func.max(trials.c.id),
+            sa.func.max(trials.c.ended_at),
+            sa.func.total(trials.c.objective),
+            sa.func.total(trials.c.cost_usd),
+            sa.func.sum(sa.case((trials.c.status == "completed", 1), else_=0)),
+        ).where(trials.c.run_id.in_([int(r) for r in run_ids]))
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(query).one())
 
     def epochs_frame(self, run_ids: Iterable[int]) -> Any:
         """Return every epoch of the given runs: run_id, trial, trial_id, epoch, wall_s, metrics."""

@@ -238,8 +238,83 @@ def with_progress_columns(trials: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def group_columns(trials: pd.DataFrame) -> list[str]:
-    """Return the columns a comparison can group by: platform first, then the rest."""
-    preferred = ["platform", "strategy", "instance_type", "run_id", "study"]
-    params = [c for c in trials.columns if c.startswith("p_")]
-    return [c for c in preferred if c in trials.columns] + params
+def group_columns(runs: list[RunRow]) -> list[str]:
+    """Return the columns a comparison can group by: platform first, then the parameters."""
+    params: list[str] = []
+    for run in runs:
+        for item in run.spec.get("space") or []:
+            name = f"p_{item.get('name')}"
+            if name not in params:
+                params.append(name)
+    return ["platform", "strategy", "instance_type", "run_id", *params]
+
+
+@dataclass
+class CompareView:
+    """Everything the Compare page shows for one selection, built once and cached by the page."""
+
+    trials: pd.DataFrame
+    done: pd.DataFrame
+    totals: pd.DataFrame
+    charts: dict[str, Any]
+    comparison: Any = None
+    stats_error: str | None = None
+
+
+def compare_view(
+    store: Store,
+    run_ids: list[int],
+    group: str,
+    *,
+    alpha: float = 0.05,
+    reference: bool = False,
+    goal: str = "max",
+) -> CompareView:
+    """Build the Compare page's tables, charts and statistics for the chosen runs.
+
+    Args:
+        store: the result store.
+        run_ids: the runs to compare.
+        group: the grouping column (platform, strategy, instance_type, a parameter...).
+        alpha: the significance level of the statistics.
+        reference: overlay the published figures (only when grouping by platform).
+        goal: "max" or "min", the objective's direction.
+    """
+    from core import charts
+    from core.errors import CloudTuneError
+
+    trials = with_progress_columns(compare_frame(store, run_ids=run_ids))
+    done = trials[trials["status"] == "completed"] if not trials.empty else trials
+    totals = run_totals(store, trials, group)
+    ref = PUBLISHED_REFERENCE if reference and group == "platform" else None
+    built: dict[str, Any] = {
+        "time-to-completion": charts.run_totals_bar(totals, "wall_h", group, reference=ref),
+        "total-cost": charts.run_totals_bar(totals, "total_cost_usd", group, reference=ref),
+        "best-objective": charts.run_totals_bar(totals, "best_objective", group, reference=ref),
+        "trial-time": charts.metric_distribution(done, "duration_s", group),
+        "trial-cost": charts.metric_distribution(done, "cost_usd", group),
+        "trial-objective": charts.metric_distribution(done, "objective", group),
+        "history": charts.optimisation_history(
+            done, "trial", "objective", group, goal, x_title="Trial number"
+        ),
+        "objective-vs-cost": charts.scatter(done, "cost_usd", "objective", group),
+        "time-to-accuracy": charts.optimisation_history(
+            done, "elapsed_s", "objective", group, goal, x_title="Elapsed time (s)"
+        ),
+        "dollars-to-accuracy": charts.optimisation_history(
+            done, "spent_usd", "objective", group, goal, x_title="Money spent (USD)"
+        ),
+    }
+    params = [c for c in done.columns if c.startswith("p_")]
+    if params:
+        built["parallel-coordinates"] = charts.parallel_coordinates(done, params, "objective")
+    view = CompareView(trials=trials, done=done, totals=totals, charts=built)
+    try:
+        from core.stats import compare
+
+        view.comparison = compare(
+            done, ["duration_s", "cost_usd", "objective"], group=group, alpha=alpha
+        )
+    except CloudTuneError as err:
+        view.stats_error = str(err)
+    return view

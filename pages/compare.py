@@ -2,16 +2,8 @@
 
 import streamlit as st
 
-from core import charts
-from core.views import (
-    PUBLISHED_REFERENCE,
-    PUBLISHED_STATS,
-    compare_frame,
-    group_columns,
-    run_totals,
-    with_progress_columns,
-)
-from pages._shared import chart_with_downloads, friendly, get_store
+from core.views import PUBLISHED_STATS, compare_view, group_columns
+from pages._shared import chart_with_downloads, get_store
 
 store = get_store()
 st.title("Compare")
@@ -34,7 +26,7 @@ study_id = c1.selectbox(
 )
 st.session_state["compare_study"] = study_id
 runs = store.list_runs(study_id)
-run_labels = {r.id: f"Run {r.id} · {r.backend} · {r.status}" for r in runs}
+run_labels = {r.id: f"Run {r.id} · {r.backend}" for r in runs}
 picked = c2.multiselect(
     "Runs",
     list(run_labels),
@@ -52,98 +44,63 @@ show_reference = c4.toggle(
     help="Overlay the published study's figures as a labelled reference.",
 )
 
-trials = compare_frame(store, run_ids=picked) if picked else compare_frame(store, run_ids=[])
-if trials.empty:
+
+@st.cache_resource(show_spinner="Reading trials and computing the statistics…", max_entries=8)
+def _view(
+    url: str, run_ids: tuple, stamp: tuple, group: str, alpha: float, reference: bool, goal: str
+):  # noqa: ANN202 - a cached call into core; the stamp keys the cache
+    del url, stamp
+    return compare_view(
+        get_store(), list(run_ids), group, alpha=alpha, reference=reference, goal=goal
+    )
+
+
+if not picked:
+    st.info("Pick at least one run.")
+    st.stop()
+stamp = store.trials_stamp(picked)
+if not stamp[0]:
     st.info("These runs have no trials yet. Watch them on Monitor.")
     st.stop()
-trials = with_progress_columns(trials)
-done = trials[trials["status"] == "completed"]
+goal = (runs[0].spec.get("objective") or {}).get("goal", "max") if runs else "max"
+columns = group_columns(runs)
 group = st.selectbox(
     "Group by",
-    group_columns(trials),
+    columns,
     key="cmp_group",
     format_func=lambda c: c.removeprefix("p_").replace("_", " "),
 )
-reference = PUBLISHED_REFERENCE if show_reference and group == "platform" else None
 if show_reference and group != "platform":
     st.caption("The published figures are per platform: group by platform to see them.")
+view = _view(
+    store.url, tuple(sorted(picked)), stamp, group, float(alpha), bool(show_reference), goal
+)
+trials, totals = view.trials, view.totals
 
 st.subheader("Side by side")
-totals = run_totals(store, trials, group)
-t1, t2, t3 = st.columns(3)
-with t1:
-    chart_with_downloads(
-        charts.run_totals_bar(totals, "wall_h", group, reference=reference), "time-to-completion"
-    )
-with t2:
-    chart_with_downloads(
-        charts.run_totals_bar(totals, "total_cost_usd", group, reference=reference), "total-cost"
-    )
-with t3:
-    chart_with_downloads(
-        charts.run_totals_bar(totals, "best_objective", group, reference=reference),
-        "best-objective",
-    )
-if reference is not None:
-    st.caption(
-        "◇ Published study (reference figures, not measured here; GCP AI Platform is "
-        "shown as Vertex AI, its successor)."
-    )
-d1, d2, d3 = st.columns(3)
-with d1:
-    chart_with_downloads(charts.metric_distribution(done, "duration_s", group), "trial-time")
-with d2:
-    chart_with_downloads(charts.metric_distribution(done, "cost_usd", group), "trial-cost")
-with d3:
-    chart_with_downloads(charts.metric_distribution(done, "objective", group), "trial-objective")
-
-goal = "max"
-if runs:
-    goal = (runs[0].spec.get("objective") or {}).get("goal", "max")
-h1, h2 = st.columns(2)
-with h1:
-    chart_with_downloads(
-        charts.optimisation_history(
-            done, "trial", "objective", group, goal, x_title="Trial number"
-        ),
-        "history",
-    )
-with h2:
-    chart_with_downloads(charts.scatter(done, "cost_usd", "objective", group), "objective-vs-cost")
-h3, h4 = st.columns(2)
-with h3:
-    chart_with_downloads(
-        charts.optimisation_history(
-            done, "elapsed_s", "objective", group, goal, x_title="Elapsed time (s)"
-        ),
-        "time-to-accuracy",
-    )
-with h4:
-    chart_with_downloads(
-        charts.optimisation_history(
-            done, "spent_usd", "objective", group, goal, x_title="Money spent (USD)"
-        ),
-        "dollars-to-accuracy",
-    )
-params = [c for c in done.columns if c.startswith("p_")]
-if params:
-    chart_with_downloads(
-        charts.parallel_coordinates(done, params, "objective"), "parallel-coordinates"
-    )
-
-
-@st.cache_data(show_spinner="Computing the statistics…", max_entries=16)
-def _comparison(frame, by: str, level: float):  # noqa: ANN001, ANN202 - cached call into core
-    from core.stats import compare
-
-    return compare(frame, ["duration_s", "cost_usd", "objective"], group=by, alpha=level)
-
+for row in (
+    ("time-to-completion", "total-cost", "best-objective"),
+    ("trial-time", "trial-cost", "trial-objective"),
+    ("history", "objective-vs-cost"),
+    ("time-to-accuracy", "dollars-to-accuracy"),
+    ("parallel-coordinates",),
+):
+    present = [name for name in row if name in view.charts]
+    for col, name in zip(st.columns(len(present)) if present else [], present, strict=True):
+        with col:
+            chart_with_downloads(view.charts[name], name)
+    if row[0] == "time-to-completion" and show_reference and group == "platform":
+        st.caption(
+            "◇ Published study (reference figures, not measured here; GCP AI Platform "
+            "is shown as Vertex AI, its successor)."
+        )
 
 st.subheader("Statistics")
 stats_table = None
-with friendly("The statistics"):
-    cols = ["run_id", "trial", group, "duration_s", "cost_usd", "objective"]
-    comparison = _comparison(done[list(dict.fromkeys(cols))], group, float(alpha))
+if view.stats_error:
+    st.warning(view.stats_error)
+elif view.comparison is not None:
+    comparison = view.comparison
     stats_table = comparison.table()
     st.dataframe(stats_table, hide_index=True, width="stretch")
     for sentence in comparison.conclusions():
@@ -190,7 +147,11 @@ e1.download_button(
     on_click="ignore",
 )
 e2.download_button(
-    "Per-trial table (CSV)", trials.to_csv(index=False), "trials.csv", "text/csv", on_click="ignore"
+    "Per-trial table (CSV)",
+    lambda: trials.to_csv(index=False),
+    "trials.csv",
+    "text/csv",
+    on_click="ignore",
 )
 if stats_table is not None:
     e3.download_button(

@@ -160,12 +160,8 @@ def test_compare_shows_the_statistics_table_and_its_csv(
     trials_button = next(
         b for b in app.get("download_button") if b.proto.label == "Per-trial table (CSV)"
     )
-    trials = pd.read_csv(io.BytesIO(download_bytes(trials_button)))
-    assert len(trials) == 36 and set(trials["platform"]) == {
-        "AWS SageMaker",
-        "Vertex AI",
-        "Azure ML",
-    }
+    # made on click (it can be large); the browser test downloads and checks it
+    assert trials_button.proto.deferred_file_id
 
 
 def test_compare_published_overlay_is_labelled(app: AppTest, store: Store, published_spec) -> None:
