@@ -12,6 +12,24 @@ from core.errors import CloudTuneError
 from core.store import Store
 
 
+def _route_through_app() -> None:
+    """Run pages through app.py's st.navigation even when a page's URL is opened first.
+
+    Streamlit treats an app with a ``pages/`` folder as a v1 multipage app until st.navigation
+    has been called once in the server process, so a bookmarked /compare opened right after a
+    start ran compare.py alone (no layout, a folder-listing sidebar). Switching the flag off
+    and rerunning sends that first request through app.py like every other.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_route_through_app()
+
+
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> Store:
     return Store(url)

@@ -111,12 +111,18 @@ def test_define_launch_monitor_compare_download(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # a loaded 2-core machine is slow to rerun
     shots = artifacts / "e2e"
     shots.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
+        # a bookmarked page opened first still goes through app.py's navigation
+        page.goto(f"{server}/settings")
+        expect(page.get_by_role("heading", name="Settings", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="Search space")).to_be_visible()
+        expect(page.get_by_role("link", name="shared")).to_have_count(0)
         page.goto(server)
         expect(page.get_by_role("heading", name="CloudTune")).to_be_visible()
         expect(page.get_by_text("No runs yet")).to_be_visible()
