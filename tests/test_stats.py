@@ -816,3 +816,15 @@ def test_kruskal_without_ties_cross_checks_scipy() -> None:
     ref = stats.kruskal(*NIST_SIRSTV.values())
     assert k.h == pytest.approx(ref.statistic, rel=1e-12)
     assert k.p == pytest.approx(ref.pvalue, rel=1e-10)
+
+
+@pytest.mark.parametrize("k", [3, 6])
+@pytest.mark.parametrize("df", [12.5, 57.0, 2500.0, 33000.0])
+def test_studentized_range_quantile_matches_scipy(k: int, df: float) -> None:
+    """The fast quantile (tight bracket; 1/df interpolation past df 2000) agrees with SciPy."""
+    from scipy.stats import studentized_range
+
+    from core.stats_posthoc import q_quantile
+
+    expected = float(studentized_range.ppf(0.95, k, df))
+    assert q_quantile(0.95, k, df) == pytest.approx(expected, rel=2e-7)
