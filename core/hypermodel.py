@@ -47,6 +47,10 @@ ORACLES: dict[str, str] = {
 """Spec strategy -> KerasTuner oracle class."""
 
 
+class RecycleWorker(Exception):
+    """Raised between two trials when the worker should re-execute itself to free memory."""
+
+
 class TrialEvents(Protocol):
     """What the tuner and oracle report to (the worker's store writer implements it)."""
 
@@ -162,6 +166,40 @@ def error_sentence(err: BaseException, params: Mapping[str, Any] | None = None) 
     return f"The trial raised {name}: {first}" if first else f"The trial raised {name}."
 
 
+DIVERGED_FACTOR = 10.0
+"""A trial whose last training loss is this many times a uniform guess's (ln classes) diverged."""
+
+
+def divergence(
+    losses: list[float], params: Mapping[str, Any], initial: int, num_classes: int
+) -> str | None:
+    """Say why a trial's training losses mean it failed: NaN, or diverged; None when fine.
+
+    A NaN loss fails the trial. So does a last epoch whose mean loss is more than
+    :data:`DIVERGED_FACTOR` times that of guessing every class alike (ln of the number of
+    classes): the weights have blown up even though the numbers stayed finite.
+
+    Args:
+        losses: the training loss of each epoch.
+        params: the trial's parameters (for the sentence).
+        initial: the epoch the trial started from (hyperband continues trials).
+        num_classes: the number of classes.
+    """
+    lr = params.get("learning_rate")
+    hint = f"(learning_rate {float(lr):g} is probably too high)" if lr is not None else ""
+    fix = "lower the maximum learning_rate of the search space."
+    for i, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            return f"The loss became NaN in epoch {initial + i + 1} {hint}; {fix}"
+    guess = math.log(max(num_classes, 2))
+    if losses and losses[-1] > DIVERGED_FACTOR * guess:
+        return (
+            f"The loss diverged to {losses[-1]:.3g} in epoch {initial + len(losses)}, over "
+            f"{DIVERGED_FACTOR:g} times that of guessing {hint}; {fix}"
+        )
+    return None
+
+
 def failure_message(message: str | None) -> str | None:
     """Return the sentence inside a KerasTuner trial message (a traceback), if any."""
     if not message:
@@ -209,7 +247,6 @@ def kt_classes() -> SimpleNamespace:
     """
     import keras
     import keras_tuner as kt
-    import numpy as np
     from keras_tuner.src.engine import trial as trial_module
 
     running = trial_module.TrialStatus.RUNNING
@@ -253,13 +290,19 @@ def kt_classes() -> SimpleNamespace:
 
         Args:
             spec: the study.
-            dataset: arrays and shapes (``core.data.Dataset``).
+            dataset: arrays and shapes (``core.data.Dataset``); None in a chief, which only
+                hands out trials and never builds a model.
         """
 
-        def __init__(self, spec: StudySpec, dataset: DatasetLike) -> None:
+        def __init__(self, spec: StudySpec, dataset: DatasetLike | None) -> None:
             super().__init__(name="cloudtune_cnn", tunable=True)
             self.spec = spec
             self.dataset = dataset
+
+        def data(self) -> DatasetLike:
+            if self.dataset is None:
+                raise RuntimeError("this tuner has no dataset: a chief only hands out trials")
+            return self.dataset
 
         def declare_hyperparameters(self, hp: Any) -> None:
             for param in self.spec.space:
@@ -270,14 +313,15 @@ def kt_classes() -> SimpleNamespace:
 
             values = {p.name: declare_param(hp, p) for p in self.spec.space}
             params = trial_params(self.spec, values)
-            height, width, channels = (int(d) for d in self.dataset.input_shape)
+            data = self.data()
+            height, width, channels = (int(d) for d in data.input_shape)
             shape = (height, width, channels)
-            return build_model(params, shape, int(self.dataset.num_classes), self.spec.model)
+            return build_model(params, shape, int(data.num_classes), self.spec.model)
 
         def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
             params = trial_params(self.spec, hp.values)
             batch = int(params["batch_size"])
-            data = self.dataset
+            data = self.data()
             callbacks = [*kwargs.get("callbacks", []), keras.callbacks.TerminateOnNaN()]
             history = model.fit(
                 data.x_train,
@@ -291,18 +335,15 @@ def kt_classes() -> SimpleNamespace:
                 verbose=0,
                 callbacks=callbacks,
             )
-            _raise_on_nan(history, params, int(kwargs.get("initial_epoch", 0)))
+            checked = {**params, "num_classes": data.num_classes}
+            _raise_on_nan(history, checked, int(kwargs.get("initial_epoch", 0)))
             return history
 
     def _raise_on_nan(history: Any, params: Mapping[str, Any], initial: int) -> None:
-        losses = list(history.history.get("loss", []))
-        for i, loss in enumerate(losses):
-            if loss is None or not np.isfinite(loss):
-                raise kt.errors.FailedTrialError(
-                    f"The loss became NaN in epoch {initial + i + 1} "
-                    f"(learning_rate {float(params['learning_rate']):g} is probably too high); "
-                    "lower the maximum learning_rate of the search space."
-                )
+        losses = [float("nan") if v is None else float(v) for v in history.history.get("loss", [])]
+        sentence = divergence(losses, params, initial, int(params.get("num_classes", 10)))
+        if sentence:
+            raise kt.errors.FailedTrialError(sentence)
 
     class CloudTuneTuner(kt.Tuner):
         """One tuner for every strategy: trains a trial, reports epochs, keeps the best weights.
@@ -316,12 +357,33 @@ def kt_classes() -> SimpleNamespace:
         """
 
         def __init__(
-            self, oracle: Any, hypermodel: Any, *, events: Any, seed: int, **kwargs: Any
+            self,
+            oracle: Any,
+            hypermodel: Any,
+            *,
+            events: Any,
+            seed: int,
+            recycle: Any = None,
+            **kwargs: Any,
         ) -> None:
             super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
             self.events = events
             self.seed = seed
+            self.recycle = recycle
             self.keeps_all = isinstance(oracle, kt.oracles.HyperbandOracle)
+
+        def pre_create_trial(self) -> None:
+            # between two trials: everything of the last one is saved, so the process may
+            # re-execute itself and reload the project (the same path as a resume)
+            if self.recycle is not None and self.recycle():
+                raise RecycleWorker()
+
+        def _populate_initial_space(self) -> None:
+            # The space has no conditional parameters, so declaring it is enough: KerasTuner's
+            # default also builds a model (seconds of TensorFlow work in every process).
+            hp = self.oracle.get_space()
+            self.hypermodel.declare_hyperparameters(hp)
+            self.oracle.update_space(hp)
 
         def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
             hp = trial.hyperparameters
@@ -329,6 +391,8 @@ def kt_classes() -> SimpleNamespace:
             try:
                 keras.utils.set_random_seed((self.seed + _trial_number(trial.trial_id)) % 2**31)
                 model = self._try_build(hp)
+                data = self.hypermodel.data()
+                build_state_eagerly(model, data.x_train[:2], data.y_train[:2])
                 best = BestEpoch(self.oracle.objective)
                 reporter = EpochReporter(self.events, trial.trial_id)
                 history = self.hypermodel.fit(
@@ -448,6 +512,26 @@ def kt_classes() -> SimpleNamespace:
     )
 
 
+def build_state_eagerly(model: Any, x_sample: Any, y_sample: Any) -> None:
+    """Create the optimizer's and the metrics' variables now, outside ``fit``'s traced step.
+
+    Created inside the traced step, each variable leaves initialisation functions in
+    TensorFlow's function library for the life of the process (about 7 MB a trial for our
+    CNN); created here they do not. Nothing trains: the forward pass runs in inference mode.
+    Private Keras attributes are used, so any failure only skips the saving.
+    """
+    try:
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        y_pred = model(x_sample, training=False)
+        for name in ("_compile_metrics", "_compile_loss"):
+            part = getattr(model, name, None)
+            if part is not None and not part.built:
+                part.build(y_sample, y_pred)
+    except Exception:  # pragma: no cover - a newer Keras; fit builds them as usual
+        return
+
+
 def load_all_weights(model: Any, path: str | Path) -> None:
     """Load a checkpoint into a compiled model, optimizer state included."""
     if model.optimizer is not None and not model.optimizer.built:
@@ -478,7 +562,10 @@ def make_oracle(spec: StudySpec, events: TrialEvents | None = None) -> Any:
         "max_consecutive_failed_trials": MAX_CONSECUTIVE_FAILURES,
     }
     if spec.strategy == "hyperband":
-        oracle = cls(max_epochs=max(1, spec.budget.epochs), factor=3, **common)
+        # iterations without end: the trial budget (max_trials) is what stops the search
+        oracle = cls(
+            max_epochs=max(1, spec.budget.epochs), factor=3, hyperband_iterations=None, **common
+        )
         oracle.max_trials = spec.budget.max_trials
     else:
         oracle = cls(max_trials=spec.budget.max_trials, **common)
@@ -488,20 +575,23 @@ def make_oracle(spec: StudySpec, events: TrialEvents | None = None) -> Any:
 
 def make_tuner(
     spec: StudySpec,
-    dataset: DatasetLike,
+    dataset: DatasetLike | None,
     directory: str | Path,
     events: TrialEvents | None = None,
     *,
     tuner_id: str | None = None,
+    recycle: Any = None,
 ) -> Any:
     """Build (or reload, when ``directory`` holds one) the tuner of a study.
 
     Args:
         spec: the study.
-        dataset: the data the trials train on.
+        dataset: the data the trials train on (None in a chief, which trains nothing).
         directory: the run's tuner folder; an existing project there is resumed.
         events: receives trial starts/ends (through the oracle) and epochs.
         tuner_id: KerasTuner's tuner id (default: $KERASTUNER_TUNER_ID or "tuner0").
+        recycle: called before each trial; when it returns True, ``search`` raises
+            :class:`RecycleWorker` so the process can re-execute itself.
 
     Returns:
         A ``CloudTuneTuner``; call ``search()`` on it.
@@ -516,6 +606,7 @@ def make_tuner(
         hypermodel,
         events=events,
         seed=spec.seed,
+        recycle=recycle,
         directory=str(directory),
         project_name=PROJECT_NAME,
         overwrite=False,

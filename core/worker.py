@@ -41,6 +41,11 @@ from core.store import ACTIVE_STATUSES, Store, data_home
 HEARTBEAT_S = 5.0
 """Seconds between heartbeats (the backend calls a worker dead after ~60 s without one)."""
 
+RECYCLE_MB = 64
+"""A worker re-executes itself (same process id) when its memory grew this much since its
+first trial: TensorFlow keeps a few MB of every traced training step for the process's life.
+The run setting ``recycle_mb`` overrides it (0: never)."""
+
 MAX_RESTARTS = 2
 """A chief restarts a crashed local worker this many times before the run fails."""
 
@@ -258,6 +263,56 @@ def _final_metrics(trial: Any) -> dict[str, Any]:
     return out
 
 
+# ----------------------------------------------------------------------------- memory
+
+
+class MemoryWatch:
+    """Says when the process has grown ``limit_mb`` since its first trial ended.
+
+    Called before every trial: the first call is before any trial, the second right after the
+    first one (the baseline, with TensorFlow warmed up).
+    """
+
+    def __init__(self, limit_mb: float) -> None:
+        self.limit_mb = limit_mb
+        self.calls = 0
+        self.base: float | None = None
+
+    @staticmethod
+    def rss_mb() -> float:
+        """This process's resident memory in MB."""
+        import psutil
+
+        return float(psutil.Process().memory_info().rss) / 2**20
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        if self.limit_mb <= 0 or self.calls < 2:
+            return False
+        rss = self.rss_mb()
+        if self.base is None:
+            self.base = rss
+            return False
+        if rss - self.base > self.limit_mb:
+            print(f"memory grew {rss - self.base:.0f} MB since the first trial; recycling")
+            return True
+        return False
+
+
+def recycle_limit(settings: Mapping[str, Any]) -> float:
+    """The run's ``recycle_mb`` setting, else :data:`RECYCLE_MB`."""
+    value = settings.get("recycle_mb")
+    return float(RECYCLE_MB) if value in (None, "") else float(value)
+
+
+def reexec() -> None:
+    """Replace this process by a fresh run of the same command (same process id)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ["CLOUDTUNE_RECYCLED"] = str(int(os.environ.get("CLOUDTUNE_RECYCLED", "0")) + 1)
+    os.execv(sys.executable, list(sys.orig_argv))
+
+
 # ----------------------------------------------------------------------------- heartbeat
 
 
@@ -452,17 +507,19 @@ def reconcile(oracle: Any, events: StoreEvents) -> None:
 
 def run_single(session: Session, threads: int) -> int:
     """Run the whole search in this process (parallel_trials == 1)."""
-    from core.hypermodel import make_tuner
+    from core.hypermodel import RecycleWorker, make_tuner
 
     for key in _KT_ENV:
         os.environ.pop(key, None)
     if not session.begin():
         return 0
+    watch = MemoryWatch(recycle_limit(session.store.get_run(session.run_id).settings))
     with Heartbeat(session.store, session.run_id, session.clock, _exit_now) as beat:
         try:
             _configure_threads(threads)
             dataset = _load_dataset(session.spec)
-            tuner = make_tuner(session.spec, dataset, tuner_folder(session.run_id), session.events)
+            folder = tuner_folder(session.run_id)
+            tuner = make_tuner(session.spec, dataset, folder, session.events, recycle=watch)
             reconcile(tuner.oracle, session.events)
             session.clock.restart()
             try:
@@ -470,25 +527,39 @@ def run_single(session: Session, threads: int) -> int:
             except RuntimeError:
                 if not tuner.oracle.fatal:
                     raise
+        except RecycleWorker:
+            beat.finishing = True
+            session.clock.save()
         except BaseException as err:
             if isinstance(err, KeyboardInterrupt | SystemExit):
                 raise
             return session.fail(err)
-        return session.finish(tuner.oracle, beat)
+        else:
+            return session.finish(tuner.oracle, beat)
+    reexec()
+    return 0
 
 
 def run_worker(store: Store, run_id: int, tuner_id: str, threads: int) -> int:
     """Run one tuner that takes its trials from the chief named by $KERASTUNER_ORACLE_*."""
-    from core.hypermodel import make_tuner
+    from core.hypermodel import RecycleWorker, make_tuner
 
     os.environ["KERASTUNER_TUNER_ID"] = tuner_id
-    spec = StudySpec.from_dict(store.get_run(run_id).spec)
+    run = store.get_run(run_id)
+    spec = StudySpec.from_dict(run.spec)
     clock = Clock(run_folder(run_id) / f"{tuner_id}.state.json")
     events = StoreEvents(store, run_id, spec, clock, 0.0)
-    with Heartbeat(store, run_id, None, _exit_now, beat=False):
+    watch = MemoryWatch(recycle_limit(run.settings))
+    with Heartbeat(store, run_id, None, _exit_now, beat=False) as beat:
         _configure_threads(threads)
-        tuner = make_tuner(spec, _load_dataset(spec), tuner_folder(run_id), events)
-        tuner.search(verbose=0)
+        folder = tuner_folder(run_id)
+        tuner = make_tuner(spec, _load_dataset(spec), folder, events, recycle=watch)
+        try:
+            tuner.search(verbose=0)
+            return 0
+        except RecycleWorker:
+            beat.finishing = True
+    reexec()
     return 0
 
 
@@ -613,10 +684,7 @@ def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
     with Heartbeat(session.store, session.run_id, session.clock, cancelled) as beat:
         try:
             _configure_threads(1)
-            tuner = make_tuner(
-                session.spec, _load_dataset(session.spec), tuner_folder(session.run_id),
-                session.events,
-            )  # fmt: skip
+            tuner = make_tuner(session.spec, None, tuner_folder(session.run_id), session.events)
             reconcile(tuner.oracle, session.events)
             tuner.save()
             server, servicer, bound = serve_oracle(tuner.oracle, host, port)

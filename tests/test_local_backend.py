@@ -25,7 +25,7 @@ from core.hypermodel import (
 )
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store
-from core.worker import Clock, default_threads
+from core.worker import Clock, MemoryWatch, default_threads, recycle_limit
 from tests.harness_local import harness
 
 TINY = {"name": "digits", "subset": 300, "validation_split": 0.2}
@@ -48,10 +48,12 @@ def make_spec(**changes: Any) -> StudySpec:
     return StudySpec.from_dict(data)
 
 
-def launch(store: Store, spec: StudySpec) -> tuple[LocalBackend, int]:
+def launch(
+    store: Store, spec: StudySpec, settings: dict[str, Any] | None = None
+) -> tuple[LocalBackend, int]:
     """Create a run of ``spec`` and start its worker (no forecast, to stay fast)."""
     backend = LocalBackend(store)
-    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec, settings=settings)
     backend.launch(spec, store.get_run(run_id))
     return backend, run_id
 
@@ -163,6 +165,18 @@ def test_error_sentences() -> None:
     assert failure_message(None) is None
 
 
+def test_nan_and_diverged_losses_fail_a_trial() -> None:
+    from core.hypermodel import divergence
+
+    lr = {"learning_rate": 10.0}
+    assert divergence([2.3, 1.1], lr, 0, 10) is None
+    assert divergence([2006.0, 3.3], lr, 0, 10) is None  # recovered by the last epoch
+    nan = divergence([2.0, float("nan")], lr, 1, 10)
+    assert nan is not None and "NaN in epoch 3" in nan and "learning_rate 10" in nan
+    big = divergence([5e3, 2.7e3], lr, 0, 10)
+    assert big is not None and "diverged to 2.7e+03 in epoch 2" in big
+
+
 def test_prune_keeps_only_named_trials(tmp_path: Path) -> None:
     for key in ("0", "1", "2"):
         (tmp_path / f"trial_{key}").mkdir()
@@ -186,6 +200,15 @@ def test_check_wants_a_shared_store(store: Store) -> None:
     memory = Store("sqlite://")
     problems = LocalBackend(memory).check({})
     assert any("in-memory" in p for p in problems)
+
+
+def test_memory_watch_waits_for_a_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = iter([500.0, 560.0, 700.0])
+    monkeypatch.setattr(MemoryWatch, "rss_mb", staticmethod(lambda: next(sizes)))
+    watch = MemoryWatch(100)
+    assert [watch(), watch(), watch(), watch()] == [False, False, False, True]
+    assert not MemoryWatch(0)() and recycle_limit({"recycle_mb": 0}) == 0
+    assert recycle_limit({}) > 0
 
 
 def test_clock_keeps_time_across_sessions(tmp_path: Path) -> None:
@@ -337,12 +360,35 @@ def test_exploding_learning_rate_fails_trials_not_the_run(store: Store, tmp_path
     assert len(bad) == 2 and len(good) == 2
     assert all(t.status == "completed" and t.objective is not None for t in good)
     for t in bad:
-        nan = [e for e in store.list_epochs(t.id) if e.get("loss") is None]
         if t.status == "failed":
-            assert t.error and t.objective is None and "NaN" in t.error
-        else:  # a loss that stayed finite must at least be recorded as a (useless) result
-            assert not nan and t.objective is not None
+            assert t.error and t.objective is None
+            assert "NaN" in t.error or "diverged" in t.error
+        else:  # stayed finite and sane (stuck near guessing): a completed, useless trial
+            assert t.objective is not None and t.objective < 0.3
     assert any(t.status == "failed" for t in bad)
+
+
+@pytest.mark.slow
+def test_three_failures_in_a_row_fail_the_run_with_a_sentence(store: Store) -> None:
+    space = [
+        {"name": "learning_rate", "type": "float", "min": 8.0, "max": 10.0},
+        {"name": "optimizer", "type": "fixed", "value": "adam"},
+    ]
+    spec = make_spec(space=space, budget={"max_trials": 6, "epochs": 1})
+    # recycle_mb=1: the worker re-executes itself before its third trial; the oracle's count
+    # of failures in a row must survive that
+    backend, run_id = launch(store, spec, settings={"recycle_mb": 1})
+    wait_until(backend, store, run_id, ended(store, run_id))
+    run = store.get_run(run_id)
+    assert run.status == "failed", log_tail(store, run_id)
+    assert "3 trials in a row failed" in (run.error or "") and "learning_rate" in (run.error or "")
+    assert store.count_trials(run_id) == {"failed": 3}
+    handle = Handle.parse(store.get_run(run_id).handle)
+    assert handle is not None
+    log = Path(handle.log).read_text(errors="replace")
+    assert "recycling" in log and log.count(f"run {run_id}: single") == 2  # same process id
+    with pytest.raises(Exception, match="kept failing"):
+        backend.resume(run)
 
 
 @pytest.mark.slow

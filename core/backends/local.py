@@ -9,7 +9,9 @@ reloading its KerasTuner project so completed trials are neither lost nor run ag
 Settings (``local.<name>`` in the store, or per run): ``threads`` (TensorFlow threads per
 worker; default cores // parallel_trials), ``rate_per_hour`` (what an hour of this machine
 costs, default 0), ``oracle_host`` and ``oracle_port`` (where the chief oracle of a parallel
-run listens; default 127.0.0.1 and a free port; use 0.0.0.0 to let other machines join).
+run listens; default 127.0.0.1 and a free port; use 0.0.0.0 to let other machines join),
+``recycle_mb`` (a worker re-executes itself in place once its memory grew this much; default
+64, 0 never).
 
 Example:
     >>> backend = LocalBackend(store)
@@ -287,6 +289,7 @@ def _setting_problems(settings: Mapping[str, Any]) -> list[str]:
         "threads": (0, 4096, "a whole number of threads, 0 or more (0: automatic)"),
         "rate_per_hour": (0, float("inf"), "a number of dollars per hour, 0 or more"),
         "oracle_port": (0, 65535, "a port number from 0 to 65535 (0: any free port)"),
+        "recycle_mb": (0, 1e6, "megabytes of memory growth, 0 or more (0: never recycle)"),
     }
     for key, (lo, hi, what) in checks.items():
         value = settings.get(key)
@@ -296,7 +299,7 @@ def _setting_problems(settings: Mapping[str, Any]) -> list[str]:
             number = float(value)
         except (TypeError, ValueError):
             number = float("nan")
-        whole = key != "rate_per_hour"
+        whole = key not in ("rate_per_hour", "recycle_mb")
         if not lo <= number <= hi or (whole and not float(number).is_integer()):
             problems.append(f"The local setting {key} is {value!r}; it must be {what}.")
     host = settings.get("oracle_host")

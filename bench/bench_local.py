@@ -1,0 +1,703 @@
+"""Benchmark of the local backend against a plain KerasTuner script: time, accuracy, overhead, memory.
+
+One command (``python -m bench.bench_local``, or ``make bench`` for every benchmark) runs, on
+this machine and one after the other:
+
+* (a) a plain KerasTuner script as a user would write it from the KerasTuner documentation
+  (RandomSearch, a HyperModel whose ``fit`` applies batch_size, the same CNN, the published
+  study's space, the same data, trials and epochs);
+* (b) the local backend on the same spec (random search);
+* (c) the local backend with hyperband, with parallel_trials=2, and with both;
+* the per-epoch overhead of a trial against a bare ``model.fit`` of the same model;
+* the worker's resident memory over 30 trials (digits, 1 epoch);
+* a profile of where a trial's time goes (model build, first-epoch tracing, validation batch,
+  steps per execution, checkpoint writes, input pipeline).
+
+It writes ``bench/results/local.json`` (figures, targets, machine and versions) and prints a
+summary. Data: Fashion-MNIST from Debian's dataset-fashion-mnist (a subset, so that the whole
+benchmark fits in minutes on two cores), digits when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results" / "local.json"
+
+TARGETS = {
+    "b_time_ratio_max": 0.8,
+    "c_time_to_a_best_ratio_max": 0.33,
+    "epoch_overhead_max": 0.05,
+    "rss_growth_mb_max": 100.0,
+}
+
+PUBLISHED_SPACE = [
+    {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.1, "scale": "linear"},
+    {"name": "batch_size", "type": "choice", "values": [32, 64, 128]},
+    {"name": "dropout_rate", "type": "float", "min": 0.2, "max": 0.4, "scale": "linear"},
+]
+
+BARE_PARAMS = {"learning_rate": 0.001, "batch_size": 64, "dropout_rate": 0.3}
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def dataset_name() -> str:
+    """Fashion-MNIST when Debian's package (or another copy) is there, else digits."""
+    from core.data import available_datasets
+
+    for info in available_datasets():
+        if info.name == "fashion_mnist" and info.available:
+            return "fashion_mnist"
+    return "digits"
+
+
+def make_spec_data(
+    data: str, subset: int | None, trials: int, epochs: int, **changes: Any
+) -> dict[str, Any]:
+    """The published study's space on ``data``, random search, one trial at a time."""
+    spec: dict[str, Any] = {
+        "name": "bench-local",
+        "dataset": {"name": data, "validation_split": 0.2},
+        "space": PUBLISHED_SPACE,
+        "strategy": "random",
+        "objective": {"metric": "val_accuracy", "goal": "max"},
+        "budget": {"max_trials": trials, "parallel_trials": 1, "epochs": epochs},
+        "seed": 42,
+    }
+    if subset:
+        spec["dataset"]["subset"] = subset
+    budget = changes.pop("budget", {})
+    spec["budget"].update(budget)
+    spec.update(changes)
+    return spec
+
+
+def machine() -> dict[str, Any]:
+    """The machine and the versions the figures were measured with."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        memory_gb = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        memory_gb = None
+    versions = {"python": platform.python_version()}
+    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "numpy", "sqlalchemy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "versions": versions,
+    }
+
+
+def child_env(home: Path) -> dict[str, str]:
+    """Environment of every process the benchmark starts."""
+    env = dict(os.environ)
+    env.update(
+        CLOUDTUNE_HOME=str(home),
+        CLOUDTUNE_DB=f"sqlite:///{home / 'cloudtune.db'}",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="",
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+    )
+    return env
+
+
+# ----------------------------------------------------------------------------- (a) plain script
+
+
+def plain_kerastuner(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """The plain KerasTuner script, as a user writes it from KerasTuner's documentation.
+
+    RandomSearch over a HyperModel whose ``fit`` applies batch_size ("Tune model training"
+    in the KerasTuner guide), with KerasTuner's defaults (progress output, a checkpoint of
+    every trial's best epoch). The three hyperparameters are declared in the spec's order so
+    both searches draw the same configurations from seed 42.
+    """
+    import keras_tuner as kt
+
+    from core.data import load_dataset
+    from core.model import build_model
+
+    d = spec["dataset"]
+    ds = load_dataset(
+        d["name"], subset=d.get("subset"), validation_split=d["validation_split"], seed=42
+    )
+    space = {p["name"]: p for p in spec["space"]}
+
+    class CNNHyperModel(kt.HyperModel):
+        def build(self, hp: Any) -> Any:
+            lr, bs, dr = space["learning_rate"], space["batch_size"], space["dropout_rate"]
+            params = {
+                "learning_rate": hp.Float("learning_rate", lr["min"], lr["max"]),
+                "batch_size": hp.Choice("batch_size", bs["values"]),
+                "dropout_rate": hp.Float("dropout_rate", dr["min"], dr["max"]),
+            }
+            return build_model(params, ds.input_shape, ds.num_classes)
+
+        def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
+            return model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
+
+    started = time.time()
+    tuner = kt.RandomSearch(
+        CNNHyperModel(),
+        objective="val_accuracy",
+        max_trials=spec["budget"]["max_trials"],
+        seed=spec["seed"],
+        directory=workdir,
+        project_name="plain",
+        overwrite=True,
+    )
+    tuner.search(
+        ds.x_train,
+        ds.y_train,
+        epochs=spec["budget"]["epochs"],
+        validation_data=(ds.x_val, ds.y_val),
+    )
+    trials = [t for t in tuner.oracle.trials.values() if t.score is not None]
+    return {
+        "search_s": time.time() - started,
+        "best": max(t.score for t in trials),
+        "scores": [t.score for t in trials],
+        "params": [t.hyperparameters.values for t in trials],
+        "disk_bytes": _folder_bytes(Path(workdir)),
+    }
+
+
+def bare_fit(spec: dict[str, Any], params: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """A bare ``model.fit`` of the same CNN and data, timed per epoch (the overhead baseline)."""
+    import keras
+
+    from core.data import load_dataset
+    from core.model import build_model, configure_threads
+
+    configure_threads(os.cpu_count() or 1)  # what a single worker sets
+    d = spec["dataset"]
+    ds = load_dataset(
+        d["name"], subset=d.get("subset"), validation_split=d["validation_split"], seed=42
+    )
+    stamps: list[float] = []
+
+    class Stamp(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            stamps.append(time.time())
+
+    keras.utils.set_random_seed(42)
+    started = time.time()
+    model = build_model(params, ds.input_shape, ds.num_classes)
+    model.fit(
+        ds.x_train,
+        ds.y_train,
+        batch_size=params["batch_size"],
+        epochs=epochs,
+        validation_data=(ds.x_val, ds.y_val),
+        verbose=0,
+        callbacks=[Stamp()],
+    )
+    return {"total_s": time.time() - started, "epoch_ends": stamps, "started": started}
+
+
+def run_child(mode: str, payload: dict[str, Any], home: Path, log: Path) -> dict[str, Any]:
+    """Run ``plain`` or ``bare`` in a fresh process; return its result and its wall time."""
+    request = home / f"{mode}-request.json"
+    result = home / f"{mode}-result.json"
+    request.write_text(json.dumps(payload))
+    cpu = _children_cpu()
+    started = time.time()
+    with open(log, "ab") as out:
+        subprocess.run(
+            [sys.executable, "-m", "bench.bench_local", mode, str(request), str(result)],
+            cwd=str(ROOT),
+            env=child_env(home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    data = json.loads(result.read_text())
+    data["wall_s"] = time.time() - started
+    data["cpu_s"] = _children_cpu() - cpu
+    return data
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process of this one, so far.
+
+    The machine may be shared: CPU seconds compare runs fairly when wall time cannot.
+    """
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# ----------------------------------------------------------------------------- (b), (c): backend
+
+
+class RssSampler:
+    """Samples a process's resident memory (MB) every ``every_s`` seconds in a thread."""
+
+    def __init__(self, pid: int, every_s: float = 0.2) -> None:
+        self.pid, self.every_s = pid, every_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+            while not self._stop.is_set():
+                self.samples.append((time.time(), proc.memory_info().rss / 2**20))
+                self._stop.wait(self.every_s)
+        except psutil.Error:
+            return
+
+    def at(self, when: float) -> float | None:
+        """The first sample taken at or after ``when``."""
+        return next((mb for t, mb in self.samples if t >= when), None)
+
+
+def run_backend(spec_data: dict[str, Any], *, sample_rss: bool = False) -> dict[str, Any]:
+    """Launch ``spec_data`` on the local backend and wait for it; return its figures."""
+    from core.backends.local import Handle, LocalBackend
+    from core.spec import StudySpec
+    from core.store import ACTIVE_STATUSES, Store
+
+    store = Store()
+    spec = StudySpec.from_dict(spec_data)
+    backend = LocalBackend(store)
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    cpu = _children_cpu()
+    started = time.time()
+    handle = Handle.parse(backend.launch(spec, store.get_run(run_id)))
+    assert handle is not None
+    sampler = RssSampler(handle.pid) if sample_rss else None
+    if sampler is not None:
+        sampler.__enter__()
+    try:
+        while backend.poll(store.get_run(run_id)).status in ACTIVE_STATUSES:
+            time.sleep(0.2)
+    finally:
+        if sampler is not None:
+            sampler.__exit__()
+    _reap(handle.pid)
+    run = store.get_run(run_id)
+    trials = store.list_trials(run_id)
+    done = [t for t in trials if t.status == "completed" and t.objective is not None]
+    ended = run.ended_at or time.time()
+    out: dict[str, Any] = {
+        "run_id": run_id,
+        "status": run.status,
+        "error": run.error,
+        "wall_s": ended - started,
+        "cpu_s": _children_cpu() - cpu,
+        "trials": len(trials),
+        "completed": len(done),
+        "best": max((t.objective for t in done), default=None),  # type: ignore[type-var]
+        "curve": [
+            (round((t.ended_at or ended) - started, 2), t.objective)
+            for t in sorted(done, key=lambda t: t.ended_at or 0)
+        ],
+        "trial_s": [round(t.duration_s or 0, 2) for t in trials],
+        "epoch_ats": [[e["at"] for e in store.list_epochs(t.id)] for t in trials],
+        "disk_bytes": _folder_bytes(Path(os.environ["CLOUDTUNE_HOME"]) / "runs" / str(run_id)),
+        "started": started,
+    }
+    if sampler is not None:
+        out["rss_after_trial_mb"] = [
+            sampler.at(t.ended_at or ended) for t in sorted(trials, key=lambda t: t.number or 0)
+        ]
+        out["rss_peak_mb"] = max((mb for _, mb in sampler.samples), default=None)
+    return out
+
+
+def _reap(pid: int) -> None:
+    """Wait for the worker to exit so its CPU time is counted."""
+    from core.backends.local import _CHILDREN
+
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=60)
+
+
+def time_to_reach(curve: Sequence[tuple[float, float]], target: float) -> float | None:
+    """Seconds from launch until a trial first reached ``target`` (None: never)."""
+    return next((t for t, value in curve if value is not None and value >= target), None)
+
+
+# ----------------------------------------------------------------------------- overhead, memory
+
+
+def epoch_overhead(spec_data: dict[str, Any], home: Path, log: Path, epochs: int) -> dict[str, Any]:
+    """Per-epoch time of one backend trial against a bare fit of the same model, interleaved."""
+    fixed = [{"name": k, "type": "fixed", "value": v} for k, v in BARE_PARAMS.items()]
+    one = {**spec_data, "space": fixed, "budget": {"max_trials": 1, "epochs": epochs}}
+    bare_epochs, ours_epochs, bare_totals, ours_totals = [], [], [], []
+    for _ in range(2):
+        bare = run_child("bare", {"spec": one, "params": BARE_PARAMS, "epochs": epochs}, home, log)
+        stamps = bare["epoch_ends"]
+        bare_epochs += [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        bare_totals.append(bare["total_s"])
+        ours = run_backend(one)
+        ats = ours["epoch_ats"][0]
+        ours_epochs += [b - a for a, b in zip(ats, ats[1:], strict=False)]
+        ours_totals.append(ours["trial_s"][0])
+    bare_epoch, ours_epoch = statistics.median(bare_epochs), statistics.median(ours_epochs)
+    bare_total, ours_total = min(bare_totals), min(ours_totals)
+    return {
+        "params": BARE_PARAMS,
+        "epochs": epochs,
+        "bare_epoch_s": round(bare_epoch, 3),
+        "backend_epoch_s": round(ours_epoch, 3),
+        "epoch_overhead": round(ours_epoch / bare_epoch - 1, 4),
+        "bare_trial_s": round(bare_total, 2),
+        "backend_trial_s": round(ours_total, 2),
+        "trial_overhead": round(ours_total / bare_total - 1, 4),
+        "method": "median interval between consecutive epoch ends (epochs 2..n, two runs each, "
+        "bare and backend interleaved); the backend's intervals include its callbacks and "
+        "store writes. trial_*: build + fit of the bare script vs the trial's duration_s.",
+    }
+
+
+def rss_growth(trials: int) -> dict[str, Any]:
+    """Worker memory over ``trials`` trials of digits, 1 epoch each."""
+    spec = make_spec_data("digits", None, trials, 1)
+    out = run_backend(spec, sample_rss=True)
+    rss = [mb for mb in out["rss_after_trial_mb"] if mb is not None]
+    result: dict[str, Any] = {
+        "trials": out["trials"],
+        "status": out["status"],
+        "rss_after_trial_mb": [round(mb, 1) for mb in rss],
+        "rss_peak_mb": round(out["rss_peak_mb"] or 0, 1),
+    }
+    if len(rss) >= 2:
+        result["growth_mb"] = round(rss[-1] - rss[0], 1)
+        tail = rss[min(4, len(rss) - 2) :]
+        result["growth_after_warmup_mb"] = round(tail[-1] - tail[0], 1)
+        result["slope_mb_per_trial"] = round(_slope(tail), 3)
+    return result
+
+
+def _slope(values: Sequence[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    xbar, ybar = (n - 1) / 2, statistics.fmean(values)
+    num = sum((i - xbar) * (v - ybar) for i, v in enumerate(values))
+    return num / sum((i - xbar) ** 2 for i in range(n))
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+def profile(spec: dict[str, Any], repeats: int = 2) -> dict[str, Any]:
+    """Where a trial's time goes, measured in one process (medians of ``repeats``, interleaved)."""
+    import keras
+
+    from core.data import load_dataset
+    from core.model import build_model, clear_session
+
+    d = spec["dataset"]
+    ds = load_dataset(
+        d["name"], subset=d.get("subset"), validation_split=d["validation_split"], seed=42
+    )
+    params = dict(BARE_PARAMS)
+    batch = int(params["batch_size"])
+    variants: dict[str, dict[str, Any]] = {
+        "keras_defaults": {"validation_batch_size": None, "steps_per_execution": 1},
+        "validation_batch_512": {"validation_batch_size": 512, "steps_per_execution": 1},
+        "validation_512_steps_8": {"validation_batch_size": 512, "steps_per_execution": 8},
+    }
+    timings: dict[str, dict[str, list[float]]] = {
+        k: {"build": [], "first": [], "epoch": []} for k in variants
+    }
+    saves, copies = [], []
+    for _ in range(repeats):
+        for name, opts in variants.items():
+            clear_session()
+            keras.utils.set_random_seed(1)
+            t0 = time.perf_counter()
+            model = build_model(params, ds.input_shape, ds.num_classes)
+            if opts["steps_per_execution"] != 1:
+                config = model.get_compile_config()
+                config["steps_per_execution"] = opts["steps_per_execution"]
+                model.compile_from_config(config)
+            timings[name]["build"].append(time.perf_counter() - t0)
+            ends = _timed_fit(model, ds, batch, 3, opts["validation_batch_size"])
+            timings[name]["first"].append(ends[0])
+            timings[name]["epoch"] += ends[1:]
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                model.save_weights(str(Path(tmp) / "w.weights.h5"))
+                saves.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model.get_weights()
+            copies.append(time.perf_counter() - t0)
+    out: dict[str, Any] = {
+        name: {k: round(statistics.median(v), 3) for k, v in t.items()}
+        for name, t in timings.items()
+    }
+    out["checkpoint_write_s"] = round(statistics.median(saves), 4)
+    out["weights_copy_in_memory_s"] = round(statistics.median(copies), 4)
+    out["params"] = params
+    return out
+
+
+def _timed_fit(model: Any, ds: Any, batch: int, epochs: int, val_batch: int | None) -> list[float]:
+    import keras
+
+    marks = [time.perf_counter()]
+
+    class Mark(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            marks.append(time.perf_counter())
+
+    model.fit(
+        ds.x_train,
+        ds.y_train,
+        batch_size=batch,
+        epochs=epochs,
+        validation_data=(ds.x_val, ds.y_val),
+        validation_batch_size=val_batch,
+        verbose=0,
+        callbacks=[Mark()],
+    )
+    return [b - a for a, b in zip(marks, marks[1:], strict=False)]
+
+
+# ----------------------------------------------------------------------------- the whole benchmark
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _step(name: str, fn: Callable[[], Any], figures: dict[str, Any]) -> Any:
+    print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
+    started = time.time()
+    try:
+        value = fn()
+    except Exception as err:  # one failed step must not lose the others' figures
+        value = {"error": f"{type(err).__name__}: {err}"}
+    figures[name] = value
+    print(f"    {json.dumps(_short(value))[:300]} ({time.time() - started:.0f} s)", flush=True)
+    return value
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if not isinstance(v, list) or len(v) <= 4}
+    return value
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every part and return the figures (also written to ``args.out``)."""
+    home = Path(tempfile.mkdtemp(prefix="bench-local-"))
+    os.environ.update(child_env(home))
+    log = home / "children.log"
+    data = args.data or dataset_name()
+    spec = make_spec_data(data, args.subset, args.trials, args.epochs)
+    figures: dict[str, Any] = {
+        "benchmark": "local backend vs a plain KerasTuner script",
+        "command": "python -m bench.bench_local " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "data": {"name": data, "subset": args.subset, "validation_split": 0.2},
+        "spec": spec,
+        "targets": TARGETS,
+    }
+    plain = {"spec": spec, "workdir": str(home / "plain")}
+    a = _step("a_plain_kerastuner", lambda: run_child("plain", plain, home, log), figures)
+    b = _step("b_backend_random", lambda: run_backend(spec), figures)
+    hb = make_spec_data(data, args.subset, args.trials, args.epochs, strategy="hyperband")
+    par = make_spec_data(data, args.subset, args.trials, args.epochs, budget={"parallel_trials": 2})
+    both = {**hb, "budget": {**hb["budget"], "parallel_trials": 2}}
+    c = {
+        "c_backend_hyperband": _step("c_backend_hyperband", lambda: run_backend(hb), figures),
+        "c_backend_parallel2": _step("c_backend_parallel2", lambda: run_backend(par), figures),
+        "c_backend_hyperband_parallel2": _step(
+            "c_backend_hyperband_parallel2", lambda: run_backend(both), figures
+        ),
+    }
+    _step(
+        "epoch_overhead",
+        lambda: epoch_overhead(spec, home, log, args.overhead_epochs),
+        figures,
+    )
+    _step("rss_30_trials", lambda: rss_growth(args.rss_trials), figures)
+    if not args.no_profile:
+        _step("profile", lambda: run_child("profile", {"spec": spec}, home, log), figures)
+    figures["summary"] = summarise(a, b, c, figures)
+    figures["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    return figures
+
+
+def summarise(
+    a: dict[str, Any], b: dict[str, Any], c: dict[str, dict[str, Any]], figures: dict[str, Any]
+) -> dict[str, Any]:
+    """Ratios and target checks."""
+    out: dict[str, Any] = {}
+    if "wall_s" not in a or "wall_s" not in b:
+        return {"error": "(a) or (b) did not run"}
+    a_best, a_wall = a["best"], a["wall_s"]
+    rows = {"a_plain_kerastuner": a, "b_backend_random": b, **c}
+    for name, r in rows.items():
+        if "wall_s" not in r:
+            continue
+        trials = r.get("trials") or len(r.get("scores", []))
+        row = {
+            "wall_s": round(r["wall_s"], 1),
+            "trials": trials,
+            "trials_per_hour": round(trials / r["wall_s"] * 3600, 1),
+            "best_val_accuracy": None if r.get("best") is None else round(r["best"], 4),
+            "time_ratio_to_a": round(r["wall_s"] / a_wall, 3),
+            "cpu_s": round(r.get("cpu_s", 0.0), 1),
+            "cpu_ratio_to_a": round(r.get("cpu_s", 0.0) / max(a.get("cpu_s", 0.0), 1e-9), 3),
+        }
+        if "curve" in r:
+            reach = time_to_reach(r["curve"], a_best)
+            row["time_to_a_best_s"] = None if reach is None else round(reach, 1)
+            row["time_to_a_best_ratio"] = None if reach is None else round(reach / a_wall, 3)
+        out[name] = row
+    checks = {
+        "b_at_least_as_accurate_as_a": b.get("best") is not None and b["best"] >= a_best,
+        "b_time_ratio_at_most_0.8": out["b_backend_random"]["time_ratio_to_a"]
+        <= TARGETS["b_time_ratio_max"],
+    }
+    for name in c:
+        ratio = out.get(name, {}).get("time_to_a_best_ratio")
+        checks[f"{name}_reaches_a_best_within_0.33"] = (
+            ratio is not None and ratio <= TARGETS["c_time_to_a_best_ratio_max"]
+        )
+    over = figures.get("epoch_overhead", {})
+    if "epoch_overhead" in over:
+        checks["epoch_overhead_at_most_5pct"] = (
+            over["epoch_overhead"] <= TARGETS["epoch_overhead_max"]
+        )
+    rss = figures.get("rss_30_trials", {})
+    if "growth_mb" in rss:
+        checks["rss_growth_at_most_100mb"] = rss["growth_mb"] <= TARGETS["rss_growth_mb_max"]
+    out["targets_met"] = checks
+    return out
+
+
+def print_summary(figures: dict[str, Any]) -> None:
+    """Print the headline figures."""
+    summary = figures.get("summary", {})
+    print(
+        "\nrun                              wall s  trials/h  best acc  x(a)  cpu x(a)  to (a) best"
+    )
+    for name, row in summary.items():
+        if not isinstance(row, dict) or "wall_s" not in row:
+            continue
+        reach = row.get("time_to_a_best_s")
+        print(
+            f"{name:32s} {row['wall_s']:6.1f} {row['trials_per_hour']:9.1f} "
+            f"{row['best_val_accuracy'] or 0:9.4f} {row['time_ratio_to_a']:5.2f}  "
+            f"{row['cpu_ratio_to_a']:8.2f}  "
+            f"{'-' if reach is None else f'{reach:.1f} s'}"
+        )
+    over = figures.get("epoch_overhead", {})
+    if "epoch_overhead" in over:
+        print(
+            f"per-epoch overhead vs bare fit: {over['epoch_overhead']:+.1%} "
+            f"({over['backend_epoch_s']} s vs {over['bare_epoch_s']} s)"
+        )
+    rss = figures.get("rss_30_trials", {})
+    if "growth_mb" in rss:
+        print(f"worker RSS: peak {rss['rss_peak_mb']} MB, growth over {rss['trials']} trials "
+              f"{rss['growth_mb']:+} MB")  # fmt: skip
+    for check, ok in summary.get("targets_met", {}).items():
+        print(f"  {'met ' if ok else 'MISS'} {check}")
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def _child(mode: str, request: str, result: str) -> int:
+    payload = json.loads(Path(request).read_text())
+    if mode == "plain":
+        out = plain_kerastuner(payload["spec"], payload["workdir"])
+    elif mode == "bare":
+        out = bare_fit(payload["spec"], payload["params"], payload["epochs"])
+    else:
+        out = profile(payload["spec"])
+    Path(result).write_text(json.dumps(out, default=float))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options."""
+    p = argparse.ArgumentParser(prog="python -m bench.bench_local", description=__doc__)
+    p.add_argument("--subset", type=int, default=3000, help="training examples (default 3000)")
+    p.add_argument("--trials", type=int, default=8, help="trials of (a), (b), (c) (default 8)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs a trial (default 3)")
+    p.add_argument("--rss-trials", type=int, default=30, help="trials of the memory run")
+    p.add_argument("--overhead-epochs", type=int, default=5, help="epochs of the overhead run")
+    p.add_argument("--data", choices=("fashion_mnist", "digits"), help="default: fashion_mnist")
+    p.add_argument("--no-profile", action="store_true", help="skip the time profile")
+    p.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes")
+    p.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (or, internally, one of its child processes)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("plain", "bare", "profile"):
+        return _child(*argv[:3])
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.subset, args.trials, args.epochs = 600, 3, 1
+        args.rss_trials, args.overhead_epochs = 4, 3
+    figures = run_all(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    print_summary(figures)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
