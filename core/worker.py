@@ -299,6 +299,18 @@ class MemoryWatch:
         return False
 
 
+def freeze_heap() -> None:
+    """Exempt everything alive now (TensorFlow, Keras, the data) from garbage collection.
+
+    Each trial ends with a full collection to free the last model; without this it walks
+    every object TensorFlow and Keras created at import (about 0.4 s a trial here).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def recycle_limit(settings: Mapping[str, Any]) -> float:
     """The run's ``recycle_mb`` setting, else :data:`RECYCLE_MB`."""
     value = settings.get("recycle_mb")
@@ -521,6 +533,7 @@ def run_single(session: Session, threads: int) -> int:
             folder = tuner_folder(session.run_id)
             tuner = make_tuner(session.spec, dataset, folder, session.events, recycle=watch)
             reconcile(tuner.oracle, session.events)
+            freeze_heap()
             session.clock.restart()
             try:
                 tuner.search(verbose=0)
@@ -554,6 +567,7 @@ def run_worker(store: Store, run_id: int, tuner_id: str, threads: int) -> int:
         _configure_threads(threads)
         folder = tuner_folder(run_id)
         tuner = make_tuner(spec, _load_dataset(spec), folder, events, recycle=watch)
+        freeze_heap()
         try:
             tuner.search(verbose=0)
             return 0
