@@ -67,9 +67,13 @@ def tuner_folder(run_id: int) -> Path:
     return run_folder(run_id) / "kt"
 
 
-def worker_command(run_id: int, db_url: str, *extra: str) -> list[str]:
-    """Return the command line that starts a worker for ``run_id``."""
-    return [sys.executable, "-m", "core.worker", "--run-id", str(run_id), "--db", db_url, *extra]
+def worker_command(run_id: int, *extra: str) -> list[str]:
+    """Return the command line that starts a worker for ``run_id``.
+
+    The store's URL travels in $CLOUDTUNE_DB, not on the command line, where any user of the
+    machine could read a password in it.
+    """
+    return [sys.executable, "-m", "core.worker", "--run-id", str(run_id), *extra]
 
 
 def worker_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -597,9 +601,9 @@ class LocalWorkers:
         extra = ["--role", "worker", "--tuner-id", tuner_id, "--oracle", self.address]
         extra += ["--threads", str(self.threads)]
         self.procs[tuner_id] = subprocess.Popen(
-            worker_command(self.run_id, self.db_url, *extra),
-            cwd=str(ROOT),
-            env=worker_env(),
+            worker_command(self.run_id, *extra),
+            cwd=os.getcwd(),
+            env=worker_env({"CLOUDTUNE_DB": self.db_url}),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

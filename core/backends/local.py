@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from core.backends.base import BACKENDS, Backend, Forecast, PollResult
 from core.errors import BackendError
 from core.store import ACTIVE_STATUSES, Store, data_home
-from core.worker import ROOT, run_folder, tuner_folder, worker_command, worker_env
+from core.worker import run_folder, tuner_folder, worker_command, worker_env
 
 if TYPE_CHECKING:
     from core.spec import StudySpec
@@ -154,12 +154,14 @@ class LocalBackend:
 
     def _start(self, run_id: int) -> str:
         log_path = run_folder(run_id) / "worker.log"
+        url = absolute_url(self.store.url)
+        env = worker_env({"CLOUDTUNE_DB": url, "CLOUDTUNE_HOME": str(data_home().resolve())})
         with open(log_path, "ab") as log:
             try:
                 proc = subprocess.Popen(
-                    worker_command(run_id, self.store.url),
-                    cwd=str(ROOT),
-                    env=worker_env({"CLOUDTUNE_DB": self.store.url}),
+                    worker_command(run_id),
+                    cwd=os.getcwd(),  # a spec's relative dataset path means the same there
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -168,8 +170,8 @@ class LocalBackend:
             except OSError as err:
                 raise BackendError(f"Cannot start the local worker: {err.strerror}.") from None
         _CHILDREN[proc.pid] = proc
-        handle = Handle(proc.pid, proc.pid, socket.gethostname(), _create_time(proc.pid), "")
-        return Handle(**{**handle.__dict__, "log": str(log_path)}).to_json()
+        started = _create_time(proc.pid)
+        return Handle(proc.pid, proc.pid, socket.gethostname(), started, str(log_path)).to_json()
 
     def poll(self, run: RunRow) -> PollResult:
         """Read the run's progress from the store; mark it failed if its worker died."""
@@ -271,6 +273,23 @@ _conforms: type[Backend] = LocalBackend
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def absolute_url(url: str) -> str:
+    """Return ``url`` with a relative SQLite file made absolute (the worker's folder may differ)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return url
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return url
+    if Path(db).expanduser().is_absolute():
+        return url
+    path = str(Path(db).expanduser().resolve())
+    return parsed.set(database=path).render_as_string(hide_password=False)
 
 
 def _in_memory(url: str) -> bool:
