@@ -445,6 +445,11 @@ def profile(spec: dict[str, Any], repeats: int = 2) -> dict[str, Any]:
         "keras_defaults": {"validation_batch_size": None, "steps_per_execution": 1},
         "validation_batch_512": {"validation_batch_size": 512, "steps_per_execution": 1},
         "validation_512_steps_8": {"validation_batch_size": 512, "steps_per_execution": 8},
+        "async_off_terminate_on_nan": {
+            "validation_batch_size": 512,
+            "steps_per_execution": 1,
+            "terminate_on_nan": True,
+        },
     }
     timings: dict[str, dict[str, list[float]]] = {
         k: {"build": [], "first": [], "epoch": []} for k in variants
@@ -461,7 +466,9 @@ def profile(spec: dict[str, Any], repeats: int = 2) -> dict[str, Any]:
                 config["steps_per_execution"] = opts["steps_per_execution"]
                 model.compile_from_config(config)
             timings[name]["build"].append(time.perf_counter() - t0)
-            ends = _timed_fit(model, ds, batch, 3, opts["validation_batch_size"])
+            ends = _timed_fit(
+                model, ds, batch, 3, opts["validation_batch_size"], opts.get("terminate_on_nan")
+            )
             timings[name]["first"].append(ends[0])
             timings[name]["epoch"] += ends[1:]
             with tempfile.TemporaryDirectory() as tmp:
@@ -475,13 +482,24 @@ def profile(spec: dict[str, Any], repeats: int = 2) -> dict[str, Any]:
         name: {k: round(statistics.median(v), 3) for k, v in t.items()}
         for name, t in timings.items()
     }
+    import gc
+
+    t0 = time.perf_counter()
+    gc.collect()
+    out["gc_collect_s"] = round(time.perf_counter() - t0, 3)
+    gc.freeze()
+    t0 = time.perf_counter()
+    gc.collect()
+    out["gc_collect_after_freeze_s"] = round(time.perf_counter() - t0, 3)
     out["checkpoint_write_s"] = round(statistics.median(saves), 4)
     out["weights_copy_in_memory_s"] = round(statistics.median(copies), 4)
     out["params"] = params
     return out
 
 
-def _timed_fit(model: Any, ds: Any, batch: int, epochs: int, val_batch: int | None) -> list[float]:
+def _timed_fit(
+    model: Any, ds: Any, batch: int, epochs: int, val_batch: int | None, nan_check: Any = None
+) -> list[float]:
     import keras
 
     marks = [time.perf_counter()]
@@ -498,7 +516,7 @@ def _timed_fit(model: Any, ds: Any, batch: int, epochs: int, val_batch: int | No
         validation_data=(ds.x_val, ds.y_val),
         validation_batch_size=val_batch,
         verbose=0,
-        callbacks=[Mark()],
+        callbacks=[Mark(), *([keras.callbacks.TerminateOnNaN()] if nan_check else [])],
     )
     return [b - a for a, b in zip(marks, marks[1:], strict=False)]
 
@@ -620,6 +638,9 @@ def summarise(
             reach = time_to_reach(r["curve"], a_best)
             row["time_to_a_best_s"] = None if reach is None else round(reach, 1)
             row["time_to_a_best_ratio"] = None if reach is None else round(reach / a_wall, 3)
+            if b.get("best") is not None:  # (b) trains each configuration with the same seed
+                reach_b = time_to_reach(r["curve"], b["best"])
+                row["time_to_b_best_s"] = None if reach_b is None else round(reach_b, 1)
         out[name] = row
     checks = {
         "b_at_least_as_accurate_as_a": b.get("best") is not None and b["best"] >= a_best,

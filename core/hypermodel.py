@@ -39,10 +39,6 @@ CHECKPOINT_NAME = "checkpoint.weights.h5"
 MIN_VALIDATION_BATCH = 512
 """Validation batches are at least this large: same metrics, far fewer steps."""
 
-STEPS_PER_EXECUTION = 8
-"""Training steps run per call into TensorFlow: the same updates, a fraction of the per-step
-dispatch cost that dominates a small CNN's step on a CPU."""
-
 ORACLES: dict[str, str] = {
     "grid": "GridSearchOracle",
     "random": "RandomSearchOracle",
@@ -334,8 +330,7 @@ def kt_classes() -> SimpleNamespace:
             data = self.data()
             height, width, channels = (int(d) for d in data.input_shape)
             shape = (height, width, channels)
-            model = build_model(params, shape, int(data.num_classes), self.spec.model)
-            return with_steps_per_execution(model, STEPS_PER_EXECUTION)
+            return build_model(params, shape, int(data.num_classes), self.spec.model)
 
         def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
             params = trial_params(self.spec, hp.values)
@@ -536,16 +531,6 @@ def kt_classes() -> SimpleNamespace:
         EpochReporter=EpochReporter,
         BestEpoch=BestEpoch,
     )
-
-
-def with_steps_per_execution(model: Any, steps: int) -> Any:
-    """Recompile ``model`` (same optimizer, loss and metrics) to run ``steps`` steps a call."""
-    config = model.get_compile_config()
-    if not config or steps <= 1:
-        return model
-    config["steps_per_execution"] = steps
-    model.compile_from_config(config)
-    return model
 
 
 def build_state_eagerly(model: Any, x_sample: Any, y_sample: Any) -> None:
