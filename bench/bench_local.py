@@ -297,8 +297,9 @@ class RssSampler:
             return
 
     def at(self, when: float) -> float | None:
-        """The first sample taken at or after ``when``."""
-        return next((mb for t, mb in self.samples if t >= when), None)
+        """The last sample taken at or before ``when`` (the process still holding that trial)."""
+        before = [mb for t, mb in self.samples if t <= when]
+        return before[-1] if before else None
 
 
 def run_backend(spec_data: dict[str, Any], *, sample_rss: bool = False) -> dict[str, Any]:
@@ -669,17 +670,19 @@ def print_summary(figures: dict[str, Any]) -> None:
     """Print the headline figures."""
     summary = figures.get("summary", {})
     print(
-        "\nrun                              wall s  trials/h  best acc  x(a)  cpu x(a)  to (a) best"
+        "\nrun                              wall s  trials/h  best acc  mean acc  x(a)  cpu x(a)"
+        "  to (a) best  to (b) best"
     )
     for name, row in summary.items():
         if not isinstance(row, dict) or "wall_s" not in row:
             continue
-        reach = row.get("time_to_a_best_s")
+        reach = [row.get("time_to_a_best_s"), row.get("time_to_b_best_s")]
+        shown = ["-" if r is None else f"{r:.1f} s" for r in reach]
         print(
             f"{name:32s} {row['wall_s']:6.1f} {row['trials_per_hour']:9.1f} "
-            f"{row['best_val_accuracy'] or 0:9.4f} {row['time_ratio_to_a']:5.2f}  "
-            f"{row['cpu_ratio_to_a']:8.2f}  "
-            f"{'-' if reach is None else f'{reach:.1f} s'}"
+            f"{row['best_val_accuracy'] or 0:9.4f} {row['mean_val_accuracy'] or 0:9.4f} "
+            f"{row['time_ratio_to_a']:5.2f}  {row['cpu_ratio_to_a']:8.2f}  "
+            f"{shown[0]:>11}  {shown[1]:>11}"
         )
     over = figures.get("epoch_overhead", {})
     if "epoch_overhead" in over:
