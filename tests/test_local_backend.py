@@ -422,6 +422,10 @@ def test_hyperband_keeps_parents_then_exports_the_best(store: Store, tmp_path: P
 
     path = backend.export_model(run, tmp_path)
     assert path.suffix == ".keras" and path.stat().st_size > 0
+    from core.cli import main
+
+    assert main(["export-model", str(run_id), "--out", str(tmp_path / "best.keras")]) == 0
+    assert (tmp_path / "best.keras").stat().st_size > 0
     import keras
     import numpy as np
 

@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("export-model", help="save the best model of a local run as .keras")
     p.add_argument("run", type=int, help="the run's id")
-    p.add_argument("dest", help="a .keras file or a folder")
+    p.add_argument("dest", nargs="?", help="a .keras file or a folder (or use --out)")
+    p.add_argument("--out", help="a .keras file or a folder (default: the current folder)")
     p.add_argument(
         "--retrain",
         action="store_true",
@@ -143,7 +144,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"Run {run.id} ran on {BACKENDS.get(run.backend, run.backend)}; its models are in "
             "that platform's storage. export-model saves the models of local runs."
         )
-    path = export_best_model(store, run.id, args.dest, retrain=args.retrain)
+    dest = args.out or args.dest or "."
+    path = export_best_model(store, run.id, dest, retrain=args.retrain)
     print(f"saved {path}")
     return 0
 
