@@ -81,11 +81,17 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def parse_settings(pairs: list[str]) -> dict[str, Any]:
-    """Turn KEY=VALUE pairs into a dict, numbers parsed."""
+    """Turn KEY=VALUE pairs into a dict (values read as JSON when they parse).
+
+    Used by every command that takes ``--set``.
+
+    Raises:
+        SpecError: a pair has no ``=`` or no key.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise SpecError([f"--set {pair!r}: write it as KEY=VALUE, e.g. region=us-east-1."])
         try:
             out[key.strip()] = json.loads(value)

@@ -9,6 +9,7 @@ import time
 from typing import Any, TextIO
 
 from core.backends.base import BACKENDS
+from core.commands.specs import parse_settings
 from core.errors import BackendError
 from core.store import ACTIVE_STATUSES, RunRow, Store
 
@@ -148,24 +149,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = export_best_model(store, run.id, dest, retrain=args.retrain)
     print(f"saved {path}")
     return 0
-
-
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    """Turn ``KEY=VALUE`` items into settings (values read as JSON when they parse).
-
-    Raises:
-        BackendError: an item has no ``=``.
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise BackendError(f"--set {item!r} must look like KEY=VALUE, e.g. threads=2.")
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
 
 
 # ----------------------------------------------------------------------------- progress
