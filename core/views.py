@@ -52,6 +52,19 @@ def format_duration(seconds: float | None) -> str:
     return f"{s} s"
 
 
+def goal_of(run: RunRow) -> str:
+    """Return the direction of a run's objective: "max" or "min"."""
+    return str((run.spec.get("objective") or {}).get("goal", "max"))
+
+
+def best_completed(run: RunRow, trials: list[Any]) -> float | None:
+    """Return the best objective among a run's completed trials (by its goal), or None."""
+    values = [t.objective for t in trials if t.status == "completed" and t.objective is not None]
+    if not values:
+        return None
+    return max(values) if goal_of(run) == "max" else min(values)
+
+
 def _run_elapsed(run: RunRow, now: float | None = None) -> float | None:
     if run.started_at is None:
         return None
@@ -66,9 +79,7 @@ def runs_overview(store: Store, *, limit: int = 50, study_id: int | None = None)
     for run in store.list_runs(study_id)[:limit]:
         trials = store.list_trials(run.id)
         done = [t for t in trials if t.status == "completed"]
-        goal = (run.spec.get("objective") or {}).get("goal", "max")
-        values = [t.objective for t in done if t.objective is not None]
-        best = (max(values) if goal == "max" else min(values)) if values else None
+        best = best_completed(run, trials)
         cost = run.cost_usd
         if cost is None:
             costs = [t.cost_usd for t in trials if t.cost_usd is not None]
@@ -133,9 +144,7 @@ def run_progress(store: Store, run: RunRow, *, now: float | None = None) -> RunP
     trials = store.list_trials(run.id)
     done = [t for t in trials if t.status == "completed"]
     running = [t for t in trials if t.status == "running"]
-    goal = (run.spec.get("objective") or {}).get("goal", "max")
-    values = [t.objective for t in done if t.objective is not None]
-    best = (max(values) if goal == "max" else min(values)) if values else None
+    best = best_completed(run, trials)
     epochs_total = int((run.spec.get("budget") or {}).get("epochs", 0) or 0)
     epoch = 0
     current = running[-1] if running else None
@@ -162,14 +171,7 @@ def _live_cost(store: Store, run: RunRow, trials: list[Any], now: float | None) 
     try:
         import core.pricing as pricing
 
-        price = pricing.hourly_price(
-            run.backend,
-            run.instance_type or "local",
-            region=run.settings.get("region"),
-            accelerator_type=run.settings.get("accelerator_type"),
-            accelerator_count=int(run.settings.get("accelerator_count") or 0),
-            store=store,
-        )
+        price = pricing.run_price(run, store)
         return float(pricing.live_cost(run, trials, price, now))
     except Exception:  # the price catalog is optional for the view
         costs = [t.cost_usd for t in trials if t.cost_usd is not None]
@@ -195,17 +197,15 @@ def run_totals(store: Store, trials: pd.DataFrame, group: str = "platform") -> p
     rows = []
     for key, part in trials.groupby(group, observed=True):
         run_ids = sorted(part["run_id"].unique())
+        runs = [store.get_run(int(rid)) for rid in run_ids]
         walls = []
-        for rid in run_ids:
-            run = store.get_run(int(rid))
+        for run in runs:
             elapsed = _run_elapsed(run)
             if elapsed is None:
-                sub = part[part["run_id"] == rid]
+                sub = part[part["run_id"] == run.id]
                 elapsed = float(pd.to_numeric(sub["duration_s"], errors="coerce").sum())
             walls.append(elapsed)
-        goal = "max"
-        if run_ids:
-            goal = (store.get_run(int(run_ids[0])).spec.get("objective") or {}).get("goal", "max")
+        goal = goal_of(runs[0]) if runs else "max"
         done = part[part["status"] == "completed"]
         objective = pd.to_numeric(done["objective"], errors="coerce")
         rows.append(

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.views import PUBLISHED_STATS, compare_view, group_columns
+from core.views import PUBLISHED_STATS, compare_view, goal_of, group_columns
 from pages._shared import chart_with_downloads, get_store
 
 store = get_store()
@@ -62,7 +62,7 @@ stamp = store.trials_stamp(picked)
 if not stamp[0]:
     st.info("These runs have no trials yet. Watch them on Monitor.")
     st.stop()
-goal = (runs[0].spec.get("objective") or {}).get("goal", "max") if runs else "max"
+goal = goal_of(runs[0]) if runs else "max"
 columns = group_columns(runs)
 group = st.selectbox(
     "Group by",
