@@ -495,7 +495,7 @@ def dataset_fingerprint(directory: str | Path) -> str:
 
 
 def cloudtune_home() -> Path:
-    """CloudTune's data folder, as ``core.store.data_home`` finds it but without creating it.
+    """CloudTune's data folder, not created (``core.store.data_home`` creates it).
 
     ``$CLOUDTUNE_HOME``, else the per-user data folder (``~/.local/share/cloudtune`` on Linux).
     """

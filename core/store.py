@@ -150,13 +150,9 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
 
 def data_home() -> Path:
     """Return the data folder ($CLOUDTUNE_HOME, else the per-user data folder), created."""
-    env = os.environ.get("CLOUDTUNE_HOME")
-    if env:
-        path = Path(env).expanduser()
-    else:
-        import platformdirs
+    from core.data import cloudtune_home  # one definition, also used inside cloud containers
 
-        path = Path(platformdirs.user_data_dir("cloudtune", appauthor=False))
+    path = cloudtune_home()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
