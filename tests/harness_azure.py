@@ -24,22 +24,6 @@ SETTINGS: dict[str, Any] = {
 """Settings that make check() return []; data_uri spares each launch a dataset staging."""
 
 
-def stand_in_bundle(dest: Path) -> Path:
-    """A minimal trainer source folder, used only while core.trainer.bundle is not installed."""
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "train.py").write_text("print('val_accuracy: 0.5')\n", encoding="utf-8")
-    return dest
-
-
-def bundle_builder() -> Callable[[Path], Path]:
-    """Return the real trainer bundle builder when it exists, else :func:`stand_in_bundle`."""
-    try:
-        from core.trainer.bundle import build_bundle
-    except ImportError:
-        return stand_in_bundle
-    return lambda dest: Path(build_bundle(dest))
-
-
 @dataclass
 class Harness:
     """What the conformance suite needs, plus the fake for Azure-specific tests.
@@ -69,7 +53,6 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
         kwargs: dict[str, Any] = {
             "client": fake.ml_client(SETTINGS),
             "tracking_uri": fake.tracking_uri,
-            "bundle_builder": bundle_builder(),
         }
         yield Harness(
             backend=AzureBackend(store, **kwargs),

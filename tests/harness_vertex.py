@@ -23,7 +23,7 @@ _ENV = {"NO_GCE_CHECK": "true", "GOOGLE_CLOUD_DISABLE_TELEMETRY": "true"}
 
 
 def stand_in_bundle(dest: Path) -> Path:
-    """A minimal trainer source folder, used only while core.trainer.bundle is not installed."""
+    """A minimal trainer source folder, for packaging tests that need no real trainer."""
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "train.py").write_text(
         "import sys\n\nif __name__ == '__main__':\n    print('val_accuracy: 0.5', sys.argv[1:])\n",
@@ -32,15 +32,6 @@ def stand_in_bundle(dest: Path) -> Path:
     (dest / "core").mkdir(exist_ok=True)
     (dest / "core" / "__init__.py").write_text("", encoding="utf-8")
     return dest
-
-
-def bundle_builder() -> Callable[[Path], Path]:
-    """Return the real trainer bundle builder when it exists, else :func:`stand_in_bundle`."""
-    try:
-        from core.trainer.bundle import build_bundle
-    except ImportError:
-        return stand_in_bundle
-    return lambda dest: Path(build_bundle(dest))
 
 
 @dataclass
@@ -89,7 +80,6 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
             "credentials": credentials,
             "api_endpoint": fake.url,
             "api_transport": "rest",
-            "bundle_builder": bundle_builder(),
         }
         yield Harness(
             backend=VertexBackend(store, **kwargs),

@@ -23,7 +23,7 @@ from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, discretise, parse_spec
 from core.store import RUN_STATUSES, Store
 from tests.fake_azure import FAKE_TOKEN
-from tests.harness_azure import SETTINGS, Harness, bundle_builder, harness
+from tests.harness_azure import SETTINGS, Harness, harness
 
 GOLDEN = Path(__file__).parent / "golden" / "azure"
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,7 +263,7 @@ def test_hyperband_becomes_random_with_a_bandit_policy_and_says_so() -> None:
 
 def test_launch_refuses_before_touching_azure(store: Store) -> None:
     client = _double()
-    backend = AzureBackend(store, client=client, bundle_builder=bundle_builder())
+    backend = AzureBackend(store, client=client)
     spec = _spec(strategy="bayesian")
     with pytest.raises(SpecError):
         backend.launch(spec, store.get_run(_run(store, spec, dict(SETTINGS))))
@@ -363,7 +363,7 @@ def test_launch_submits_the_previewed_job_with_trainer_and_data(store: Store) ->
     client.jobs.create_or_update.side_effect = create
     client.compute.get.return_value = SimpleNamespace(size="Standard_NC4as_T4_v3")
     settings = {k: v for k, v in BASE.items() if k != "instance_type"}
-    backend = AzureBackend(store, client=client, bundle_builder=bundle_builder())
+    backend = AzureBackend(store, client=client)
     spec = _spec()
     run_id = _run(store, spec, settings)
     handle = backend.launch(spec, store.get_run(run_id))
@@ -394,7 +394,7 @@ def test_launch_turns_azure_errors_into_sentences(store: Store) -> None:
     from core.runs import start_run
 
     client = _double()
-    kwargs = {"client": client, "bundle_builder": bundle_builder()}
+    kwargs = {"client": client}
     client.jobs.create_or_update.side_effect = HttpResponseError(message="Quota exceeded")
     with pytest.raises(BackendError, match="refused to submit the sweep job .*Quota exceeded"):
         start_run(store, _published(), "azure", settings=SETTINGS, backend_kwargs=kwargs)
@@ -571,7 +571,7 @@ def test_the_conformance_contract(azure: Harness, store: Store) -> None:
 def test_export_bundle_is_submittable(store: Store, tmp_path: Path) -> None:
     from azure.ai.ml import load_job
 
-    backend = AzureBackend(store, client=_double(), bundle_builder=bundle_builder())
+    backend = AzureBackend(store, client=_double())
     dest = tmp_path / "bundle"
     spec = _spec()
     assert backend.export_bundle(spec, BASE, str(dest)) == str(dest)

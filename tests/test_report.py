@@ -15,9 +15,9 @@ from scipy.stats import f_oneway
 from core.cli import main
 from core.report import StudyReport, build_report, inline_svg, load_report, render_html, slides
 from core.store import Store
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.seed import seed_store
 
-CHROMIUM = "/usr/bin/chromium"
 VOID = {
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
     "track", "wbr",
@@ -277,18 +277,7 @@ def test_report_renders_in_headless_chromium(page: str, artifacts: Path, tmp_pat
     pdf = artifacts / "report.pdf"
     for stale in (shot, pdf):
         stale.unlink(missing_ok=True)
-    flags = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ]
+    flags = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"]
     url = html_path.resolve().as_uri()
     for extra in ([f"--screenshot={shot}", "--window-size=1280,2000"], [f"--print-to-pdf={pdf}"]):
         proc = subprocess.run(

@@ -562,9 +562,9 @@ def test_export_bundle_is_installable(vertex: Harness, tmp_path: Path) -> None:
 
 
 def test_package_parses_as_the_containers_python(tmp_path: Path) -> None:
-    from tests.harness_vertex import bundle_builder
+    from core.trainer.bundle import build_bundle
 
-    bundle = bundle_builder()(tmp_path / "bundle")
+    bundle = build_bundle(tmp_path / "bundle")
     sources = sorted(bundle.rglob("*.py"))
     assert any(p.name == f"{vr.PYTHON_MODULE}.py" for p in sources)
     for path in sources:  # the prebuilt TensorFlow 2.17 image runs Python 3.10
