@@ -68,9 +68,13 @@ def wait_until(
     """Poll the run until ``done()`` or the run ends; fail with the worker's log on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        backend.poll(store.get_run(run_id))
+        status = backend.poll(store.get_run(run_id)).status
         if done():
             return
+        if status not in ACTIVE_STATUSES:
+            raise AssertionError(
+                f"run {run_id} ended ({status}) before the awaited state:\n{log_tail(store, run_id)}"
+            )
         time.sleep(0.3)
     raise AssertionError(f"timed out; run {run_id}:\n{log_tail(store, run_id)}")
 
@@ -275,7 +279,12 @@ def test_published_study_runs_from_the_cli(
 
 @pytest.mark.slow
 def test_kill_mid_trial_then_resume(store: Store) -> None:
-    spec = make_spec(budget={"max_trials": 3, "epochs": 2, "parallel_trials": 1})
+    # Trials long enough (10 epochs on 1,000 images, a few seconds each) that the poll
+    # loop cannot step over the "second trial has epochs but has not finished" window.
+    spec = make_spec(
+        dataset={"name": "digits", "subset": 1000, "validation_split": 0.2},
+        budget={"max_trials": 3, "epochs": 10, "parallel_trials": 1},
+    )
     backend, run_id = launch(store, spec)
 
     def mid_second_trial() -> bool:
