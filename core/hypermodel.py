@@ -312,6 +312,9 @@ def kt_classes() -> SimpleNamespace:
             super().__init__(name="cloudtune_cnn", tunable=True)
             self.spec = spec
             self.dataset = dataset
+            self.warm: tuple[tuple[object, ...], keras.Model] | None = None
+            """The last model built, with its architecture key: reset and reused by the
+            next trial of the same architecture (see ``core.model.reset_model``)."""
 
         def data(self) -> DatasetLike:
             if self.dataset is None:
@@ -322,15 +325,39 @@ def kt_classes() -> SimpleNamespace:
             for param in self.spec.space:
                 declare_param(hp, param)
 
+        def architecture(self, hp: Any) -> tuple[object, ...]:
+            """The architecture key of the trial ``hp`` describes."""
+            from core.model import architecture_key
+
+            data = self.data()
+            params = trial_params(self.spec, hp.values)
+            return architecture_key(
+                params, data.input_shape, int(data.num_classes), self.spec.model
+            )
+
+        def reuses(self, hp: Any) -> bool:
+            """True when ``build(hp)`` will reset the warm model instead of building one."""
+            return self.warm is not None and self.warm[0] == self.architecture(hp)
+
         def build(self, hp: Any) -> keras.Model:
-            from core.model import build_model
+            from core.model import build_model, reset_model
 
             values = {p.name: declare_param(hp, p) for p in self.spec.space}
             params = trial_params(self.spec, values)
+            if self.warm is not None and self.reuses(hp):
+                try:
+                    reset_model(self.warm[1], params)
+                    return self.warm[1]
+                except Exception:  # a model left unusable by a failed trial: build anew
+                    self.warm = None
             data = self.data()
             height, width, channels = (int(d) for d in data.input_shape)
             shape = (height, width, channels)
-            return build_model(params, shape, int(data.num_classes), self.spec.model)
+            model = build_model(
+                params, shape, int(data.num_classes), self.spec.model, reusable=True
+            )
+            self.warm = (self.architecture(hp), model)
+            return model
 
         def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
             params = trial_params(self.spec, hp.values)
@@ -388,7 +415,12 @@ def kt_classes() -> SimpleNamespace:
 
         def pre_create_trial(self) -> None:
             # between two trials: everything of the last one is saved, so the process may
-            # re-execute itself and reload the project (the same path as a resume)
+            # re-execute itself and reload the project (the same path as a resume); not
+            # when no trial is left, where a restart would only cost a TensorFlow import
+            count = getattr(self.oracle, "remaining_trials", None)  # a worker's client has none
+            remaining = count() if count is not None else None
+            if remaining is not None and remaining <= 0:
+                return
             if self.recycle is not None and self.recycle():
                 raise RecycleWorker()
 
@@ -448,8 +480,11 @@ def kt_classes() -> SimpleNamespace:
 
         def _try_build(self, hp: Any) -> Any:
             # KerasTuner clears the session (which collects garbage) and then collects again:
-            # one full collection is enough, and each costs a few tenths of a second.
-            keras.backend.clear_session(free_memory=False)
+            # one full collection is enough. A trial of the last one's architecture reuses its
+            # model and compiled steps, so the session (which holds them) is kept.
+            if not self.hypermodel.reuses(hp):
+                self.hypermodel.warm = None
+                keras.backend.clear_session(free_memory=False)
             gc.collect()
             return self._build_hypermodel(hp)
 

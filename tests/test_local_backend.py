@@ -277,6 +277,74 @@ def test_published_study_runs_from_the_cli(
     assert "completed" in capsys.readouterr().out
 
 
+def _in_process_tuner(spec: StudySpec, folder: Path, recycle: Any = None) -> Any:
+    from core.data import load_dataset
+    from core.hypermodel import make_tuner
+
+    d = spec.dataset
+    data = load_dataset(d.name, subset=d.subset, validation_split=d.validation_split, seed=1)
+    return make_tuner(spec, data, folder, recycle=recycle)
+
+
+@pytest.mark.slow
+def test_trials_of_one_architecture_reuse_one_model_and_its_compiled_step(
+    tmp_path: Path,
+) -> None:
+    import keras
+
+    space = [
+        {"name": "filters", "type": "choice", "values": [8, 16]},
+        {"name": "batch_size", "type": "choice", "values": [32, 64]},
+        {"name": "dropout_rate", "type": "choice", "values": [0.1]},
+    ]
+    spec = make_spec(strategy="grid", space=space, budget={"max_trials": 4, "epochs": 1})
+    tuner = _in_process_tuner(spec, tmp_path)
+    seen: list[tuple[int, int, int, Any]] = []
+    build = tuner.hypermodel.build
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_end(self, logs: Any = None) -> None:
+            seen[-1] = (*seen[-1][:3], self.model.train_function)
+
+    def spying_build(hp: Any) -> Any:
+        model = build(hp)
+        seen.append((hp.get("filters"), hp.get("batch_size"), id(model), None))
+        return model
+
+    fit = tuner.hypermodel.fit
+    tuner.hypermodel.build = spying_build
+    tuner.hypermodel.fit = lambda hp, model, **kw: fit(
+        hp, model, **{**kw, "callbacks": [*kw.get("callbacks", []), Watch()]}
+    )
+    tuner.search(verbose=0)
+    assert sorted((f, b) for f, b, _, _ in seen) == [(8, 32), (8, 64), (16, 32), (16, 64)]
+    for (f1, _, id1, step1), (f2, _, id2, step2) in zip(seen, seen[1:], strict=False):
+        assert (id1 == id2) == (f1 == f2)  # same architecture: the same model, reset
+        assert (step1 is step2) == (f1 == f2)  # ...and its compiled step, traced once
+    scores = [t.score for t in tuner.oracle.trials.values()]
+    assert len(scores) == 4 and all(s is not None and 0 <= s <= 1 for s in scores)
+
+
+@pytest.mark.slow
+def test_no_recycle_once_no_trial_is_left(tmp_path: Path) -> None:
+    from core.hypermodel import RecycleWorker
+
+    calls: list[int] = []
+
+    def recycle() -> bool:  # as if memory had grown past the limit after the first trial
+        calls.append(1)
+        return len(calls) >= 2
+
+    one = make_spec(budget={"max_trials": 1, "epochs": 1})
+    _in_process_tuner(one, tmp_path / "one", recycle).search(verbose=0)
+    assert len(calls) == 1  # asked before the trial; after it, none was left to run
+    calls.clear()
+    two = make_spec(budget={"max_trials": 2, "epochs": 1})
+    with pytest.raises(RecycleWorker):
+        _in_process_tuner(two, tmp_path / "two", recycle).search(verbose=0)
+    assert len(calls) == 2
+
+
 @pytest.mark.slow
 def test_kill_mid_trial_then_resume(store: Store) -> None:
     # Trials long enough (10 epochs on 1,000 images, a few seconds each) that the poll

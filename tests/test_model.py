@@ -201,3 +201,90 @@ def test_configure_threads_before_tensorflow_starts() -> None:
     assert done.stdout.split() == ["1", "1"]
     with pytest.raises(ValueError, match="0 or more"):
         M.configure_threads(-1)
+
+
+# ----------------------------------------------------------------------------- reusable models
+
+
+def _weights(model: object) -> list[np.ndarray]:
+    return [np.array(w) for w in model.get_weights()]  # type: ignore[attr-defined]
+
+
+def test_architecture_key_ignores_what_a_reset_can_change() -> None:
+    base = {"learning_rate": 0.01, "dropout_rate": 0.2, "batch_size": 32}
+    other = {"learning_rate": 0.05, "dropout_rate": 0.4, "batch_size": 128}
+    key = M.architecture_key(base, (8, 8, 1), 10)
+    assert M.architecture_key(other, (8, 8, 1), 10) == key
+    assert M.architecture_key({**base, "filters": 16}, (8, 8, 1), 10) != key
+    assert M.architecture_key({**base, "optimizer": "sgd"}, (8, 8, 1), 10) != key
+    assert M.architecture_key(base, (28, 28, 1), 10) != key
+    assert M.architecture_key(base, (8, 8, 1), 10, {"batch_norm": False}) != key
+
+
+@pytest.mark.slow
+def test_reset_model_is_a_fresh_model_without_a_new_trace(digits8: SimpleNamespace) -> None:
+    import keras
+
+    M.clear_session()
+    keras.utils.set_random_seed(1)
+    first = {"learning_rate": 0.01, "dropout_rate": 0.1, "batch_size": 32}
+    model = M.build_model(first, (8, 8, 1), 10, reusable=True)
+    M.fit_trial(model, digits8, first, epochs=2)
+    train_step = model.train_function
+    trained = _weights(model)
+    assert int(model.optimizer.iterations) > 0
+
+    second = {"learning_rate": 0.003, "dropout_rate": 0.35, "batch_size": 16}
+    keras.utils.set_random_seed(2)
+    M.reset_model(model, second)
+    again = _weights(model)
+    keras.utils.set_random_seed(2)
+    M.reset_model(model, second)
+    assert all(np.array_equal(a, b) for a, b in zip(again, _weights(model), strict=True))
+    keras.utils.set_random_seed(3)
+    M.reset_model(model, second)
+    assert not np.array_equal(_weights(model)[0], again[0])  # another seed, other weights
+
+    kernels = {w.path: np.array(w) for w in model.weights}
+    assert not np.array_equal(kernels["conv1/kernel"], trained[0])
+    assert np.all(kernels["bn1/moving_variance"] == 1) and np.all(kernels["bn1/moving_mean"] == 0)
+    assert np.all(kernels["dense/bias"] == 0)
+    assert int(model.optimizer.iterations) == 0
+    assert all(not np.any(np.array(v)) for v in model.optimizer.variables if "moment" in v.path)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.003)
+    drops = [layer for layer in model.layers if "dropout" in layer.name]
+    assert [layer.rate for layer in drops] == [0.35, 0.35]
+
+    history = M.fit_trial(model, digits8, second, epochs=3)
+    assert model.train_function is train_step  # no second trace
+    assert history.history["val_accuracy"][-1] > 0.5  # it learns like a new model
+
+
+@pytest.mark.slow
+def test_reusable_dropout_follows_its_rate_and_checkpoints_match_the_plain_model(
+    tmp_path: Path, digits8: SimpleNamespace
+) -> None:
+    import keras
+    import tensorflow as tf
+
+    M.clear_session()
+    model = M.build_model({"dropout_rate": 0.5}, (8, 8, 1), 10, reusable=True)
+    layer = model.get_layer("dropout_dense")
+    step = tf.function(lambda x: layer(x, training=True))
+    ones = tf.ones((4000, 16))
+    zeros = lambda: float(tf.reduce_mean(tf.cast(step(ones) == 0, tf.float32)))  # noqa: E731
+    assert zeros() == pytest.approx(0.5, abs=0.03)
+    layer.set_rate(0.2)
+    assert zeros() == pytest.approx(0.2, abs=0.03)  # the traced step reads the new rate
+    assert step.experimental_get_tracing_count() == 1
+    assert np.array_equal(layer(ones, training=False), ones)
+
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    plain = M.build_model({"dropout_rate": 0.5}, (8, 8, 1), 10)
+    plain.load_weights(path)
+    x = digits8.x_val[:8]
+    assert np.allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="reusable=True"):
+        M.reset_model(plain, {})
+    keras.backend.clear_session()
