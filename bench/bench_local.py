@@ -6,8 +6,11 @@ this machine and one after the other:
 * (a) a plain KerasTuner script as a user would write it from the KerasTuner documentation
   (RandomSearch, a HyperModel whose ``fit`` applies batch_size, the same CNN, the published
   study's space, the same data, trials and epochs);
-* (b) the local backend on the same spec (random search); (a) and (b) run twice, interleaved,
-  and their median times and mean best accuracies are compared;
+* (b) the local backend on the same spec (random search); (a) and (b) run three times,
+  interleaved, each pair with its own seed (42, 43, 44: the same configurations for both, other
+  initial weights and data orders), and their median times and mean best accuracies are
+  compared. One seed's best of 8 short trials swings by ±0.1, so a single pair says little
+  about accuracy;
 * (c) the local backend with hyperband, with parallel_trials=2, and with both;
 * the per-epoch overhead of a trial against a bare ``model.fit`` of the same model;
 * the worker's resident memory over 30 trials (digits, 1 epoch);
@@ -32,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -154,8 +158,8 @@ def plain_kerastuner(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     from core.model import build_model
 
     d = spec["dataset"]
-    ds = load_dataset(
-        d["name"], subset=d.get("subset"), validation_split=d["validation_split"], seed=42
+    ds = load_dataset(  # the split the backend's worker makes: the spec's seed
+        d["name"], subset=d.get("subset"), validation_split=d["validation_split"], seed=spec["seed"]
     )
     space = {p["name"]: p for p in spec["space"]}
 
@@ -562,11 +566,12 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "spec": spec,
         "targets": TARGETS,
     }
-    plain = {"spec": spec, "workdir": str(home / "plain")}
     a_runs, b_runs = [], []
     for i in range(1, args.repeats + 1):  # interleaved: a drift in load hits both alike
-        a_runs.append(_step(f"a_run{i}", lambda: run_child("plain", plain, home, log), figures))
-        b_runs.append(_step(f"b_run{i}", lambda: run_backend(spec), figures))
+        seeded = {**spec, "seed": int(spec["seed"]) + i - 1}
+        plain = {"spec": seeded, "workdir": str(home / f"plain{i}")}
+        a_runs.append(_step(f"a_run{i}", partial(run_child, "plain", plain, home, log), figures))
+        b_runs.append(_step(f"b_run{i}", partial(run_backend, seeded), figures))
     a = figures["a_plain_kerastuner"] = combine(a_runs)
     b = figures["b_backend_random"] = combine(b_runs)
     hb = make_spec_data(data, args.subset, args.trials, args.epochs, strategy="hyperband")
@@ -721,7 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=8, help="trials of (a), (b), (c) (default 8)")
     p.add_argument("--epochs", type=int, default=3, help="epochs a trial (default 3)")
     p.add_argument("--rss-trials", type=int, default=30, help="trials of the memory run")
-    p.add_argument("--repeats", type=int, default=2, help="runs of (a) and of (b), interleaved")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="seeded runs of (a) and of (b), interleaved"
+    )
     p.add_argument("--overhead-epochs", type=int, default=5, help="epochs of the overhead run")
     p.add_argument("--data", choices=("fashion_mnist", "digits"), help="default: fashion_mnist")
     p.add_argument("--no-profile", action="store_true", help="skip the time profile")
