@@ -608,7 +608,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["walls"] = [round(r["wall_s"], 1) for r in runs if "wall_s" in r]
     out["wall_s"] = statistics.median(r["wall_s"] for r in ok)
     out["cpu_s"] = statistics.median(r.get("cpu_s", 0.0) for r in ok)
-    bests = [r["best"] for r in ok if r.get("best") is not None]
+    bests = [r["best"] for r in runs if "wall_s" in r and r.get("best") is not None]  # run order
     out["bests"] = [round(v, 4) for v in bests]
     out["best"] = statistics.fmean(bests) if bests else None
     means = [r["mean"] for r in ok if r.get("mean") is not None]
