@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.backends.base import PollResult, get_backend
+from core.backends.base import Backend, Forecast, PollResult, get_backend
 from core.errors import BackendError, BackendNotReady, CloudTuneError
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store
@@ -47,7 +47,7 @@ def start_run(
         )
     forecast: dict[str, Any] | None = None
     try:
-        forecast = backend.estimate(spec, settings).to_dict()
+        forecast = forecast_for(backend, spec, settings).to_dict()
     except CloudTuneError:
         forecast = None
     if study_id is None:
@@ -80,6 +80,41 @@ def refresh_run(store: Store, run_id: int, **backend_kwargs: Any) -> PollResult:
     if result.status not in ACTIVE_STATUSES:
         record_forecast_error(store, run_id)
     return result
+
+
+def forecast_for(
+    backend: Backend, spec: StudySpec, settings: Mapping[str, Any], *, calibrate: bool = False
+) -> Forecast:
+    """Return ``backend``'s forecast without blocking on a local calibration by default.
+
+    A local forecast with no history and no stored calibration leaves the expected time unknown
+    (``expected_wall_s`` None) unless ``calibrate``; :func:`time_this_machine` stores one.
+    """
+    from core.backends.local import LocalBackend
+
+    if isinstance(backend, LocalBackend):
+        return backend.estimate(spec, settings, calibrate=calibrate)
+    return backend.estimate(spec, settings)
+
+
+def needs_timing(backend: Backend, forecast: Forecast) -> bool:
+    """True when a local forecast lacks an expected time that :func:`time_this_machine` gives."""
+    from core.backends.local import LocalBackend
+
+    return isinstance(backend, LocalBackend) and forecast.expected_wall_s is None
+
+
+def time_this_machine(store: Store, spec: StudySpec) -> None:
+    """Time a few training steps of ``spec``'s model here, unless its dataset's timing is kept.
+
+    The timing is stored per dataset and subset, and used by every later local forecast.
+
+    Raises:
+        CloudTuneError: the dataset can neither be loaded nor stood in for.
+    """
+    from core.pricing import cached_calibration
+
+    cached_calibration(spec, store, run=True)
 
 
 def record_forecast_error(store: Store, run_id: int) -> dict[str, Any] | None:

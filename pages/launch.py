@@ -9,7 +9,7 @@ from core.backends.base import BACKENDS, get_backend
 from core.drafts import load_draft, save_draft
 from core.errors import BackendNotReady, CloudTuneError, SpecError
 from core.platforms import instance_key, load_settings
-from core.runs import start_run
+from core.runs import forecast_for, needs_timing, start_run, time_this_machine
 from core.spec import DATASET_NAMES, METRICS, STRATEGIES, parse_spec, spec_problems
 from core.views import format_duration
 from pages._shared import friendly, get_store
@@ -206,12 +206,21 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
                 st.success("Ready", icon=":material/check_circle:")
                 ready[name] = settings
             if spec is not None:
-                forecast = backend.estimate(spec, settings)
+                forecast = forecast_for(backend, spec, settings)
                 st.metric(
                     "Expected time",
                     format_duration(forecast.expected_wall_s),
                     help="\n".join(forecast.basis),
                 )
+                if needs_timing(backend, forecast):
+                    st.caption(
+                        "Not timed on this machine yet for this dataset. Timing a few training "
+                        "steps takes 10–20 s; it is kept for later forecasts."
+                    )
+                    if st.button("Time this machine", key=f"time_{name}", icon=":material/timer:"):
+                        with st.spinner("Timing a few training steps…"):
+                            time_this_machine(store, spec)
+                        st.rerun()
                 cost = forecast.expected_cost_usd
                 st.metric("Expected cost", "–" if cost is None else f"${cost:,.2f}")
                 if forecast.worst_cost_usd is not None:

@@ -172,3 +172,28 @@ def test_compare_published_overlay_is_labelled(app: AppTest, store: Store, publi
     assert not app.exception
     captions = " ".join(c.value for c in app.caption)
     assert "Published study (reference figures, not measured here" in captions
+
+
+def test_launch_times_this_machine_only_when_asked(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.pricing as pricing
+
+    timed: list[str] = []
+    real = pricing.calibrate_local
+
+    def counting(spec: StudySpec, **kw: object) -> object:
+        timed.append(spec.dataset.name)
+        return real(spec, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pricing, "calibrate_local", counting)
+    app.run()
+    visit(app, "pages/launch.py")
+    expected = [m for m in app.metric if m.label == "Expected time"]
+    assert timed == [] and expected and expected[0].value == "–"  # the page did not block
+    button = next(b for b in app.button if b.label == "Time this machine")
+    button.click().run()
+    assert not app.exception and len(timed) == 1
+    expected = [m for m in app.metric if m.label == "Expected time"]
+    assert expected[0].value != "–"
+    assert not [b for b in app.button if b.label == "Time this machine"]

@@ -65,3 +65,35 @@ def test_a_backend_that_is_not_ready_launches_nothing(
     with pytest.raises(BackendNotReady, match="Stub cloud is not ready: No role."):
         runs.start_run(store, published_spec, "stub")
     assert store.list_runs() == []
+
+
+def test_a_local_forecast_never_calibrates_unless_asked(
+    store: Store, published_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.pricing as pricing
+    from core.backends.local import LocalBackend
+    from core.spec import StudySpec
+
+    data = published_spec.to_dict()
+    data["dataset"] = {"name": "digits", "subset": 200, "validation_split": 0.2}
+    spec = StudySpec.from_dict(data)
+    timed: list[str] = []
+    real = pricing.calibrate_local
+
+    def counting(s: Any, **kw: Any) -> Any:
+        timed.append(s.dataset.name)
+        return real(s, **kw)
+
+    monkeypatch.setattr(pricing, "calibrate_local", counting)
+    local = LocalBackend(store)
+    first = runs.forecast_for(local, spec, {})
+    assert timed == [] and first.expected_wall_s is None and runs.needs_timing(local, first)
+    assert runs.needs_timing(StubBackend(store), first) is False  # only local can time here
+
+    runs.time_this_machine(store, spec)
+    runs.time_this_machine(store, spec)  # kept: timed once
+    assert timed == ["digits"]
+    after = runs.forecast_for(local, spec, {})
+    assert after.expected_wall_s is not None and after.expected_wall_s > 0
+    assert not runs.needs_timing(local, after)
+    assert any("calibrat" in line.lower() or "timed" in line.lower() for line in after.basis)

@@ -139,11 +139,21 @@ class LocalBackend:
             )
         return problems
 
-    def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Forecast time and cost from earlier local trials, else a short calibration."""
+    def estimate(
+        self, spec: StudySpec, settings: Mapping[str, Any], *, calibrate: bool = True
+    ) -> Forecast:
+        """Forecast time and cost from earlier local trials, else a calibration.
+
+        Args:
+            spec: the study.
+            settings: the local settings.
+            calibrate: when neither history nor a stored calibration applies, time a few
+                training steps now (10-20 s with TensorFlow's import); False leaves the
+                expected time unknown instead.
+        """
         from core.pricing import forecast
 
-        return forecast("local", spec, settings, self.store)
+        return forecast("local", spec, settings, self.store, calibrate=calibrate)
 
     # -- launch, poll, cancel, resume
     def launch(self, spec: StudySpec, run: RunRow) -> str:
