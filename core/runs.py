@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,11 +72,34 @@ def start_run(
     return run_id
 
 
-def refresh_run(store: Store, run_id: int, **backend_kwargs: Any) -> PollResult:
-    """Poll one run's backend (when it is active) and return its status."""
+CLOUD_POLL_S = 10.0
+"""A cloud run's service is asked for news at most this often per app or CLI process. One poll
+is several API calls (job, its trials, their metrics), and Monitor re-renders every 2 s for
+every open tab; between polls the store's figures are shown. Local runs are read every time."""
+
+_last_poll: dict[tuple[str, int], float] = {}
+_poll_lock = threading.Lock()
+
+
+def refresh_run(
+    store: Store, run_id: int, *, force: bool = False, **backend_kwargs: Any
+) -> PollResult:
+    """Poll one run's backend (when it is active) and return its status.
+
+    A cloud run polled less than :data:`CLOUD_POLL_S` ago (in this process) is not polled
+    again unless ``force``: its stored status is returned.
+    """
     run = store.get_run(run_id)
+    stored = PollResult(status=run.status, detail=run.status_detail, error=run.error)
     if run.status not in ACTIVE_STATUSES:
-        return PollResult(status=run.status, detail=run.status_detail, error=run.error)
+        return stored
+    if run.backend != "local" and not force:
+        now, key = time.monotonic(), (store.url, run_id)
+        with _poll_lock:
+            last = _last_poll.get(key)
+            if last is not None and now - last < CLOUD_POLL_S:
+                return stored
+            _last_poll[key] = now
     backend = get_backend(run.backend, store, **backend_kwargs)
     result = backend.poll(run)
     if result.status not in ACTIVE_STATUSES:

@@ -97,3 +97,44 @@ def test_a_local_forecast_never_calibrates_unless_asked(
     assert after.expected_wall_s is not None and after.expected_wall_s > 0
     assert not runs.needs_timing(local, after)
     assert any("calibrat" in line.lower() or "timed" in line.lower() for line in after.basis)
+
+
+class StillRunning(StubBackend):
+    """A cloud job that stays running and counts how often it is asked."""
+
+    polls = 0
+
+    def poll(self, run: Any) -> PollResult:
+        StillRunning.polls += 1
+        return PollResult(status="running")
+
+
+def test_a_cloud_run_is_polled_at_most_every_ten_seconds_a_local_one_always(
+    store: Store, published_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runs, "get_backend", lambda name, s, **kw: StillRunning(s))
+    clock = [1000.0]
+    monkeypatch.setattr(runs.time, "monotonic", lambda: clock[0])
+    StillRunning.polls = 0
+    study = store.create_study(published_spec)
+    cloud = store.create_run(study, "sagemaker", spec=published_spec)
+    local = store.create_run(study, "local", spec=published_spec)
+    for run_id in (cloud, local):
+        store.set_run_status(run_id, "running")
+
+    for _ in range(3):
+        assert runs.refresh_run(store, cloud).status == "running"
+    assert StillRunning.polls == 1  # Monitor re-renders every 2 s; the service is asked once
+    clock[0] += runs.CLOUD_POLL_S - 0.5
+    runs.refresh_run(store, cloud)
+    assert StillRunning.polls == 1
+    clock[0] += 1.0
+    runs.refresh_run(store, cloud)
+    assert StillRunning.polls == 2
+    runs.refresh_run(store, cloud, force=True)
+    assert StillRunning.polls == 3
+
+    StillRunning.polls = 0
+    for _ in range(3):
+        runs.refresh_run(store, local)
+    assert StillRunning.polls == 3

@@ -98,7 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from core.runs import refresh_run
 
     store = Store(args.db)
-    refresh_run(store, args.run)
+    refresh_run(store, args.run, force=True)  # one question, asked now
     summary = run_summary(store, store.get_run(args.run))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
