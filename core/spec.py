@@ -220,6 +220,69 @@ class FixedParam:
 Param = FloatParam | IntParam | ChoiceParam | FixedParam
 
 
+def typed_value(
+    name: str, value: Any, param: Param | None = None, *, kind: str | None = None
+) -> Any:
+    """Return a parameter value that came back from a cloud service, with its type restored.
+
+    Services hand values back as text (SageMaker, MLflow on Azure ML) or as floats (Vertex
+    AI). In order: a fixed ``param``'s own value (the spec fixed it, whatever was logged); the
+    ``param`` choice equal to ``value`` as text or as a number; else the type of ``param`` (int
+    or float), of the CNN's parameter of that name,
+    or ``kind`` (the service's own description: "int", "float" or "str"); with no type known,
+    text that reads as an int or a float becomes one.
+
+    Examples:
+        >>> typed_value("batch_size", "64.0")
+        64
+        >>> typed_value("optimizer", "adam")
+        'adam'
+    """
+    if isinstance(param, FixedParam):
+        return param.value
+    if isinstance(param, ChoiceParam):
+        for choice in param.values:
+            if _same_value(choice, value):
+                return choice
+    if isinstance(param, IntParam):
+        kind = "int"
+    elif isinstance(param, FloatParam):
+        kind = "float"
+    elif name in KNOWN_PARAMS:
+        kind = KNOWN_PARAMS[name].kind
+    if kind == "str":
+        return str(value)
+    try:
+        if kind == "int":
+            number = float(value)
+            return int(round(number)) if math.isfinite(number) else number
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        return value
+    if isinstance(value, str):
+        for cast in (int, float):
+            try:
+                return cast(value)
+            except ValueError:
+                continue
+    return value
+
+
+def _same_value(choice: Any, value: Any) -> bool:
+    """True when a choice and a returned value are the same, as text or as numbers."""
+    if isinstance(choice, bool):
+        return str(value).lower() == str(choice).lower()
+    if str(choice) == str(value):
+        return True
+    if isinstance(choice, str):
+        return False
+    try:
+        return math.isclose(float(choice), float(value), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return False
+
+
 # ----------------------------------------------------------------------------- the spec
 
 

@@ -200,3 +200,26 @@ def test_custom_dataset_needs_a_path_and_options_are_checked() -> None:
     assert "dataset.path is missing" in joined
     assert "dataset.validation_split must be between 0 and 1" in joined
     assert "dataset.subset must be greater than 0" in joined
+
+
+def test_typed_value_restores_what_services_send_back() -> None:
+    from core.spec import ChoiceParam, FixedParam, IntParam, typed_value
+
+    batch = ChoiceParam(name="batch_size", values=(32, 64, 128))
+    assert typed_value("batch_size", "64", batch) == 64  # SageMaker: text
+    assert typed_value("batch_size", 32.0, batch) == 32  # Vertex AI: a float
+    assert isinstance(typed_value("batch_size", 32.0, batch), int)
+    assert typed_value("batch_size", 96.0, batch) == 96  # not a choice: the CNN's int type
+    opt = ChoiceParam(name="optimizer", values=("adam", "sgd"))
+    assert typed_value("optimizer", "sgd", opt) == "sgd"
+    flag = ChoiceParam(name="optimizer", values=(True, False))  # bools match their text
+    assert typed_value("optimizer", "false", flag) is False
+    assert typed_value("filters", "48.0", IntParam(name="filters", min=8, max=64)) == 48
+    assert typed_value("learning_rate", "0.01") == pytest.approx(0.01)
+    assert typed_value("kernel_size", "3", FixedParam(name="kernel_size", value=5)) == 5
+    assert typed_value("dense_units", "nan") != typed_value("dense_units", "nan")  # NaN stays
+    assert typed_value("dense_units", "lots") == "lots"  # unreadable: left as sent
+    assert typed_value("momentum", "0.9") == pytest.approx(0.9)  # unknown name: read a number
+    assert typed_value("note", "7") == 7 and typed_value("note", "x7") == "x7"
+    assert typed_value("note", "7", kind="float") == 7.0
+    assert typed_value("note", 7.0, kind="str") == "7.0"

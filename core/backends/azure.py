@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -44,7 +43,7 @@ from core.backends.azure_request import (
 )
 from core.backends.base import CloudBackend, Forecast, PollResult
 from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound, SpecError
-from core.spec import KNOWN_PARAMS, ChoiceParam, FixedParam, IntParam, Param, StudySpec
+from core.spec import KNOWN_PARAMS, FixedParam, Param, StudySpec, typed_value
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store
@@ -659,37 +658,9 @@ class TrialReader:
 def restore_type(name: str, value: Any, param: Param | None) -> Any:
     """Return ``value`` (a string from MLflow, or a JSON number) with the spec's type.
 
-    Args:
-        name: the parameter's name.
-        value: the logged value.
-        param: the spec's parameter of that name, if any.
+    A parameter of unknown type is read as a float, as Azure ML's sweep ranges are numeric.
     """
-    if isinstance(param, ChoiceParam):
-        for choice in param.values:
-            if str(choice) == str(value) or _same_number(choice, value):
-                return choice
-        return value
-    if isinstance(param, FixedParam):
-        return param.value
-    kind = "int" if isinstance(param, IntParam) else None
-    info = KNOWN_PARAMS.get(name)
-    kind = kind or (info.kind if info else "float")
-    if kind == "str":
-        return str(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value
-    if kind == "int" and math.isfinite(number):
-        return int(round(number))
-    return number
-
-
-def _same_number(a: Any, b: Any) -> bool:
-    try:
-        return math.isclose(float(a), float(b), rel_tol=1e-9)
-    except (TypeError, ValueError):
-        return False
+    return typed_value(name, value, param, kind="float")
 
 
 def _parent_run_id(mlflow: Any, experiment_id: str, job_name: str) -> str | None:

@@ -37,6 +37,7 @@ from core.spec import (
     IntParam,
     Param,
     StudySpec,
+    typed_value,
 )
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
@@ -686,21 +687,7 @@ def restore_value(name: str, raw: Any, spec: StudySpec | None) -> Any:
     raw = _unquote(raw)
     if not isinstance(raw, str):
         return raw
-    param = spec.param(name) if spec is not None else None
-    if isinstance(param, ChoiceParam | FixedParam):
-        for value in param.grid_values():
-            if _text(value) == raw or str(value) == raw:
-                return value
-    info = KNOWN_PARAMS.get(name)
-    kind = info.kind if info else None
-    try:
-        if isinstance(param, IntParam) or kind == "int":
-            return int(float(raw))
-        if isinstance(param, FloatParam) or kind == "float":
-            return float(raw)
-    except ValueError:
-        return raw
-    return raw if kind == "str" else _guess(raw)
+    return typed_value(name, raw, spec.param(name) if spec is not None else None)
 
 
 def restore_params(tuned: Mapping[str, Any], spec: StudySpec | None) -> dict[str, Any]:

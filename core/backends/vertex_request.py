@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from core.spec import (
     Param,
     StudySpec,
     parse_spec,
+    typed_value,
 )
 
 if TYPE_CHECKING:
@@ -679,20 +679,7 @@ def restore_value(name: str, value: Any, spec: StudySpec | None, job_kind: str |
         job_kind: "int", "float" or "str" from the job's own study spec, when known.
     """
     param = spec.param(name) if spec is not None else None
-    kind = _kind(param) if param is not None else None
-    if kind is None:
-        info = KNOWN_PARAMS.get(name)
-        kind = info.kind if info else job_kind
-    if isinstance(value, str) or kind == "str":
-        return str(value)
-    number = float(value)
-    if isinstance(param, ChoiceParam):
-        nearest = min(param.values, key=lambda v: abs(float(v) - number))
-        if math.isclose(float(nearest), number, rel_tol=1e-9, abs_tol=1e-12):
-            return nearest
-    if kind == "int":
-        return int(round(number))
-    return number
+    return typed_value(name, value, param, kind=job_kind)
 
 
 @dataclass
