@@ -1,4 +1,4 @@
-"""Price catalog, time and cost forecasts, budget checks, live cost and best-so-far curves.
+"""Price catalog, time and cost forecasts, budget checks and live cost.
 
 Prices come from ``assets/pricing.json`` (each with its source and as-of date) and can be
 overridden in the store's settings (``price.<backend>.<region>.<instance>[.<accelerator>]``);
@@ -1601,69 +1601,3 @@ def forecast_error(
         ),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-# ----------------------------------------------------------------------------- curves
-
-
-def best_so_far_curves(
-    trials_df: pd.DataFrame,
-    group: str = "backend",
-    goal: str = "max",
-    prices: Mapping[int, float] | None = None,
-) -> pd.DataFrame:
-    """Best objective so far against elapsed time and money spent, per run, for Compare.
-
-    Every finished trial (completed, failed or stopped) adds its cost; only completed trials
-    with an objective move the best. Elapsed time is the trial's ended_at minus the first
-    started_at of its run.
-
-    Args:
-        trials_df: ``Store.trials_frame()`` output.
-        group: the column to label curves by (backend, instance_type, strategy, ...).
-        goal: "max" or "min".
-        prices: run_id -> dollars per hour, for trials without a recorded cost_usd.
-
-    Returns:
-        Columns: group, run_id, trial, elapsed_s, cost_usd (cumulative), objective, best,
-        sorted by group, run and time.
-    """
-    import pandas as pd
-
-    columns = ["group", "run_id", "trial", "elapsed_s", "cost_usd", "objective", "best"]
-    if trials_df is None or trials_df.empty:
-        return pd.DataFrame(columns=columns)
-    df = trials_df.copy()
-    start = df.groupby("run_id")["started_at"].transform("min")
-    df = df[df["status"].isin(["completed", "failed", "stopped"]) & df["ended_at"].notna()]
-    if df.empty:
-        return pd.DataFrame(columns=columns)
-    df["elapsed_s"] = df["ended_at"] - start.loc[df.index]
-    df["spent"] = _trial_costs(df, prices or {})
-    df = df.sort_values(["run_id", "ended_at"])
-    frames = []
-    for run_id, part in df.groupby("run_id", sort=True):
-        ok = part["objective"].where(part["status"] == "completed")
-        best = ok.cummax() if goal == "max" else ok.cummin()
-        frames.append(
-            pd.DataFrame(
-                {
-                    "group": part[group].astype(str) if group in part else str(run_id),
-                    **({group: part[group]} if group in part and group != "group" else {}),
-                    "run_id": run_id,
-                    "trial": part["trial"],
-                    "elapsed_s": part["elapsed_s"],
-                    "cost_usd": part["spent"].cumsum(),
-                    "objective": part["objective"],
-                    "best": best,
-                }
-            )
-        )
-    out = pd.concat(frames, ignore_index=True)
-    return out.sort_values(["group", "run_id", "elapsed_s"], ignore_index=True)
-
-
-def _trial_costs(df: pd.DataFrame, prices: Mapping[int, float]) -> Any:
-    billable = df["billable_s"].fillna(df["duration_s"]).fillna(0.0)
-    rate = df["run_id"].map(lambda r: prices.get(int(r), 0.0)).astype(float)
-    return df["cost_usd"].fillna(billable * rate / 3600).astype(float)

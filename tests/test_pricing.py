@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from datetime import date, timedelta
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from core import pricing
@@ -516,51 +514,6 @@ def test_forecast_error_without_an_actual_cost() -> None:
     err = pricing.forecast_error({"expected_wall_s": 90.0, "expected_cost_usd": 0.0}, 100.0, 0.0)
     assert err["wall_rel_error"] == pytest.approx(-0.1) and err["cost_rel_error"] is None
     assert err["wall_in_range"] is None
-
-
-# ----------------------------------------------------------------------------- curves
-
-
-def curve_frame() -> pd.DataFrame:
-    rows = [
-        # run 1 on sagemaker: a failed trial still costs money
-        (1, "sagemaker", 0, "completed", 0.80, 100.0, 160.0, 0.10),
-        (1, "sagemaker", 1, "failed", None, 100.0, 130.0, 0.05),
-        (1, "sagemaker", 2, "completed", 0.70, 170.0, 250.0, 0.10),
-        (1, "sagemaker", 3, "completed", 0.90, 170.0, 300.0, 0.10),
-        (1, "sagemaker", 4, "running", None, 310.0, None, None),
-        # run 2 on local: costs come from the price given for the run
-        (2, "local", 0, "completed", 0.60, 50.0, 60.0, None),
-        (2, "local", 1, "completed", 0.85, 55.0, 80.0, None),
-    ]
-    cols = ["run_id", "backend", "trial", "status", "objective", "started_at", "ended_at"]
-    frame = pd.DataFrame([r[:7] for r in rows], columns=cols)
-    frame["cost_usd"] = [r[7] for r in rows]
-    frame["billable_s"] = None
-    frame["duration_s"] = frame["ended_at"] - frame["started_at"]
-    return frame
-
-
-def test_best_so_far_curves_per_platform() -> None:
-    curves = pricing.best_so_far_curves(curve_frame(), prices={2: 36.0})
-    sm = curves[curves.group == "sagemaker"]
-    assert list(sm.elapsed_s) == [30.0, 60.0, 150.0, 200.0]  # from the run's first start
-    assert list(sm.cost_usd) == pytest.approx([0.05, 0.15, 0.25, 0.35])
-    best = list(sm.best)
-    assert math.isnan(best[0]) and best[1:] == [0.8, 0.8, 0.9]
-    local = curves[curves.group == "local"]
-    assert list(local.elapsed_s) == [10.0, 30.0]
-    assert list(local.cost_usd) == pytest.approx([0.1, 0.35])  # 10 s and 25 s at $0.01/s
-    assert list(local.best) == [0.6, 0.85]
-    assert {"group", "elapsed_s", "cost_usd", "best", "backend"} <= set(curves.columns)
-
-
-def test_best_so_far_curves_minimise_and_empty() -> None:
-    frame = curve_frame()
-    curves = pricing.best_so_far_curves(frame[frame.run_id == 1], goal="min")
-    assert list(curves.best)[1:] == [0.8, 0.7, 0.7]
-    empty = pricing.best_so_far_curves(frame.iloc[0:0])
-    assert empty.empty and "best" in empty.columns
 
 
 def test_representative_params_and_work_units() -> None:
