@@ -194,12 +194,10 @@ def follow(store: Store, run_id: int, *, out: TextIO | None = None, every_s: flo
 
 
 def best_objective(store: Store, run: RunRow) -> float | None:
-    """Return the run's best objective so far (by its spec's goal), or None."""
-    values = [t.objective for t in store.list_trials(run.id) if t.objective is not None]
-    if not values:
-        return None
-    goal = run.spec.get("objective", {}).get("goal", "max")
-    return max(values) if goal == "max" else min(values)
+    """Return the run's best objective among completed trials (as the app shows it), or None."""
+    from core.views import best_completed
+
+    return best_completed(run, store.list_trials(run.id))
 
 
 def progress_line(store: Store, run: RunRow, now: float | None = None) -> str:
