@@ -6,8 +6,8 @@ this machine and one after the other:
 * (a) a plain KerasTuner script as a user would write it from the KerasTuner documentation
   (RandomSearch, a HyperModel whose ``fit`` applies batch_size, the same CNN, the published
   study's space, the same data, trials and epochs);
-* (b) the local backend on the same spec (random search); (a) and (b) run three times,
-  interleaved, each pair with its own seed (42, 43, 44: the same configurations for both, other
+* (b) the local backend on the same spec (random search); (a) and (b) run five times,
+  interleaved, each pair with its own seed (42, 43, ...: the same configurations for both, other
   initial weights and data orders), and their median times and mean best accuracies are
   compared. One seed's best of 8 short trials swings by ±0.1, so a single pair says little
   about accuracy;
@@ -727,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3, help="epochs a trial (default 3)")
     p.add_argument("--rss-trials", type=int, default=30, help="trials of the memory run")
     p.add_argument(
-        "--repeats", type=int, default=3, help="seeded runs of (a) and of (b), interleaved"
+        "--repeats", type=int, default=5, help="seeded runs of (a) and of (b), interleaved"
     )
     p.add_argument("--overhead-epochs", type=int, default=5, help="epochs of the overhead run")
     p.add_argument("--data", choices=("fashion_mnist", "digits"), help="default: fashion_mnist")
