@@ -129,16 +129,17 @@ def machine() -> dict[str, Any]:
 
 
 def child_env(home: Path) -> dict[str, str]:
-    """Environment of every process the benchmark starts."""
-    env = dict(os.environ)
-    env.update(
-        CLOUDTUNE_HOME=str(home),
-        CLOUDTUNE_DB=f"sqlite:///{home / 'cloudtune.db'}",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        CUDA_VISIBLE_DEVICES="",
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+    """Environment of every process the benchmark starts: a local worker's, on its own store."""
+    from core.worker import worker_env
+
+    return worker_env(
+        {
+            "CLOUDTUNE_HOME": str(home),
+            "CLOUDTUNE_DB": f"sqlite:///{home / 'cloudtune.db'}",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+        }
     )
-    return env
 
 
 # ----------------------------------------------------------------------------- (a) plain script

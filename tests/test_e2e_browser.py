@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from core.worker import worker_env
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +42,13 @@ def _free_port() -> int:
 def server(home: Path, tmp_path: Path) -> Iterator[str]:
     """`streamlit run app.py` on a loopback port with a fresh store."""
     port = _free_port()
-    env = dict(os.environ)
-    env.update(
-        CLOUDTUNE_HOME=str(home),
-        CLOUDTUNE_DB=f"sqlite:///{home / 'cloudtune.db'}",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        CUDA_VISIBLE_DEVICES="",
+    env = worker_env(  # the app starts local workers: the same environment as theirs
+        {
+            "CLOUDTUNE_HOME": str(home),
+            "CLOUDTUNE_DB": f"sqlite:///{home / 'cloudtune.db'}",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+        }
     )
     log = (tmp_path / "streamlit.log").open("w")
     proc = subprocess.Popen(
