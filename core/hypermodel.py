@@ -325,38 +325,33 @@ def kt_classes() -> SimpleNamespace:
             for param in self.spec.space:
                 declare_param(hp, param)
 
-        def architecture(self, hp: Any) -> tuple[object, ...]:
-            """The architecture key of the trial ``hp`` describes."""
-            from core.model import architecture_key
-
-            data = self.data()
-            params = trial_params(self.spec, hp.values)
-            return architecture_key(
-                params, data.input_shape, int(data.num_classes), self.spec.model
-            )
-
-        def reuses(self, hp: Any) -> bool:
-            """True when ``build(hp)`` will reset the warm model instead of building one."""
-            return self.warm is not None and self.warm[0] == self.architecture(hp)
-
         def build(self, hp: Any) -> keras.Model:
-            from core.model import build_model, reset_model
+            """Reset the warm model for a trial of its architecture, else build a new one.
+
+            A new one starts a new Keras session (the old model's compiled steps are dropped).
+            """
+            from core.model import architecture_key, build_model, reset_model
 
             values = {p.name: declare_param(hp, p) for p in self.spec.space}
             params = trial_params(self.spec, values)
-            if self.warm is not None and self.reuses(hp):
+            data = self.data()
+            height, width, channels = (int(d) for d in data.input_shape)
+            shape = (height, width, channels)
+            key = architecture_key(params, shape, int(data.num_classes), self.spec.model)
+            if self.warm is not None and self.warm[0] == key:
+                gc.collect()  # the last trial's history and callbacks
                 try:
                     reset_model(self.warm[1], params)
                     return self.warm[1]
                 except Exception:  # a model left unusable by a failed trial: build anew
-                    self.warm = None
-            data = self.data()
-            height, width, channels = (int(d) for d in data.input_shape)
-            shape = (height, width, channels)
+                    pass
+            self.warm = None
+            keras.backend.clear_session(free_memory=False)
+            gc.collect()  # once: Keras' free_memory=True would run the same collection
             model = build_model(
                 params, shape, int(data.num_classes), self.spec.model, reusable=True
             )
-            self.warm = (self.architecture(hp), model)
+            self.warm = (key, model)
             return model
 
         def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
@@ -479,13 +474,9 @@ def kt_classes() -> SimpleNamespace:
             return bool(self.oracle.objective.better_than(value, leaders[0].score))
 
         def _try_build(self, hp: Any) -> Any:
-            # KerasTuner clears the session (which collects garbage) and then collects again:
-            # one full collection is enough. A trial of the last one's architecture reuses its
-            # model and compiled steps, so the session (which holds them) is kept.
-            if not self.hypermodel.reuses(hp):
-                self.hypermodel.warm = None
-                keras.backend.clear_session(free_memory=False)
-            gc.collect()
+            # KerasTuner clears the session and collects garbage twice before every build;
+            # the hypermodel clears it only when it builds a new model (a reused one keeps
+            # its compiled steps there) and collects once.
             return self._build_hypermodel(hp)
 
         def _build_hypermodel(self, hp: Any) -> Any:

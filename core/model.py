@@ -187,7 +187,10 @@ def reset_model(model: keras.Model, params: Mapping[str, object]) -> None:
     dropouts = [layer for layer in model.layers if isinstance(layer, rate_dropout)]
     if not dropouts:
         raise ValueError("This model was not built with reusable=True; build a new one.")
-    seeds = iter(np.random.randint(0, 2**31 - 1, size=4 * len(model.layers) + 2))
+
+    def seed() -> int:
+        return int(np.random.randint(0, 2**31 - 1))
+
     for layer in model.layers:
         for attr, init in list(vars(layer).items()):
             variable = getattr(layer, attr.removesuffix("_initializer"), None)
@@ -195,7 +198,7 @@ def reset_model(model: keras.Model, params: Mapping[str, object]) -> None:
                 continue
             config = init.get_config()
             if "seed" in config:
-                init = type(init).from_config({**config, "seed": int(next(seeds))})
+                init = type(init).from_config({**config, "seed": seed()})
             variable.assign(init(variable.shape, variable.dtype))
     optimizer = model.optimizer
     for variable in optimizer.variables:
@@ -204,7 +207,7 @@ def reset_model(model: keras.Model, params: Mapping[str, object]) -> None:
     for layer in dropouts:
         layer.set_rate(p["dropout_rate"])
         state = layer.seed_generator.state
-        state.assign(np.array([int(next(seeds)), 0], dtype=state.dtype))
+        state.assign(np.array([seed(), 0], dtype=state.dtype))
 
 
 @functools.cache
