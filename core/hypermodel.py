@@ -328,8 +328,13 @@ def kt_classes() -> SimpleNamespace:
         def build(self, hp: Any) -> keras.Model:
             """Reset the warm model for a trial of its architecture, else build a new one.
 
-            A new one starts a new Keras session (the old model's compiled steps are dropped).
+            Either way the model starts from weights drawn with one seed taken from NumPy's
+            global generator (the tuner seeds it per trial), so a trial's result does not
+            depend on whether its model was reused. A new one starts a new Keras session (the
+            old model's compiled steps are dropped).
             """
+            import numpy as np
+
             from core.model import architecture_key, build_model, reset_model
 
             values = {p.name: declare_param(hp, p) for p in self.spec.space}
@@ -338,10 +343,11 @@ def kt_classes() -> SimpleNamespace:
             height, width, channels = (int(d) for d in data.input_shape)
             shape = (height, width, channels)
             key = architecture_key(params, shape, int(data.num_classes), self.spec.model)
+            seed = int(np.random.randint(0, 2**31 - 1))
             if self.warm is not None and self.warm[0] == key:
                 gc.collect()  # the last trial's history and callbacks
                 try:
-                    reset_model(self.warm[1], params)
+                    reset_model(self.warm[1], params, seed=seed)
                     return self.warm[1]
                 except Exception:  # a model left unusable by a failed trial: build anew
                     pass
@@ -349,7 +355,7 @@ def kt_classes() -> SimpleNamespace:
             keras.backend.clear_session(free_memory=False)
             gc.collect()  # once: Keras' free_memory=True would run the same collection
             model = build_model(
-                params, shape, int(data.num_classes), self.spec.model, reusable=True
+                params, shape, int(data.num_classes), self.spec.model, reusable=True, seed=seed
             )
             self.warm = (key, model)
             return model

@@ -143,7 +143,8 @@ ARCHITECTURE_PARAMS: tuple[str, ...] = (
     "optimizer",
 )
 """The parameters that shape the model (and its optimizer's state); a reusable model can be
-reset for any trial that agrees on these. learning_rate, dropout_rate and batch_size can differ."""
+reset for any trial that agrees on these and on whether dropout_rate is above 0.
+learning_rate, a non-zero dropout_rate and batch_size can differ."""
 
 
 def architecture_key(
@@ -157,25 +158,31 @@ def architecture_key(
     opts = _resolve_options(options)
     return (
         *(p[name] for name in ARCHITECTURE_PARAMS),
+        p["dropout_rate"] > 0,  # Keras' Dropout has no random stream at rate 0
         tuple(int(d) for d in input_shape),
         int(num_classes),
         tuple(sorted(opts.items())),
     )
 
 
-def reset_model(model: keras.Model, params: Mapping[str, object]) -> None:
-    """Make a ``reusable`` model as good as a freshly built one for another trial.
+def reset_model(
+    model: keras.Model, params: Mapping[str, object], *, seed: int | None = None
+) -> None:
+    """Make a ``reusable`` model the very model ``build_model`` would give for another trial.
 
-    Every weight is drawn again from its layer's initializer (with new seeds taken from NumPy's
-    global generator, so ``keras.utils.set_random_seed`` makes a trial reproducible), the
-    optimizer's step count and slots go back to zero, and the learning and dropout rates take
-    ``params``. The compiled training and evaluation steps are kept: a new model costs a fresh
-    trace of both (about a second a trial here) and memory TensorFlow never gives back.
+    Every weight is drawn again as :func:`draw_weights` draws it, the optimizer's step count
+    and slots go back to zero, and the learning and dropout rates take ``params``: with the
+    same ``seed`` the reset model and ``build_model(params, ..., reusable=True, seed=seed)``
+    hold the same weights and train alike, step for step. The compiled training and
+    evaluation steps are kept: a new model costs a fresh trace of both (about a second a trial
+    here) and memory TensorFlow never gives back.
 
     Args:
         model: A model from ``build_model(..., reusable=True)`` whose architecture key equals
             that of ``params``.
         params: The next trial's parameters.
+        seed: Seeds the weights and dropout; None draws one from NumPy's global generator
+            (so ``keras.utils.set_random_seed`` makes a trial reproducible).
 
     Raises:
         ValueError: The model was not built reusable, or a parameter is invalid.
@@ -187,9 +194,38 @@ def reset_model(model: keras.Model, params: Mapping[str, object]) -> None:
     dropouts = [layer for layer in model.layers if isinstance(layer, rate_dropout)]
     if not dropouts:
         raise ValueError("This model was not built with reusable=True; build a new one.")
+    draw_weights(model, _new_seed() if seed is None else seed)
+    optimizer = model.optimizer
+    for variable in optimizer.variables:
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    optimizer.learning_rate = p["learning_rate"]
+    for layer in dropouts:
+        layer.set_rate(p["dropout_rate"])
 
-    def seed() -> int:
-        return int(np.random.randint(0, 2**31 - 1))
+
+def _new_seed() -> int:
+    import numpy as np
+
+    return int(np.random.randint(0, 2**31 - 1))
+
+
+def draw_weights(model: keras.Model, seed: int) -> None:
+    """Draw every weight from its layer's initializer and restart every dropout's stream.
+
+    Each random initializer and each dropout layer takes the next seed of one NumPy generator
+    seeded with ``seed``, in layer order, so a model's starting point depends on ``seed`` alone,
+    not on what was built or trained before it in the process.
+
+    Args:
+        model: A model from :func:`build_model`.
+        seed: Any integer.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def next_seed() -> int:
+        return int(rng.integers(0, 2**31 - 1))
 
     for layer in model.layers:
         for attr, init in list(vars(layer).items()):
@@ -198,16 +234,12 @@ def reset_model(model: keras.Model, params: Mapping[str, object]) -> None:
                 continue
             config = init.get_config()
             if "seed" in config:
-                init = type(init).from_config({**config, "seed": seed()})
+                init = type(init).from_config({**config, "seed": next_seed()})
             variable.assign(init(variable.shape, variable.dtype))
-    optimizer = model.optimizer
-    for variable in optimizer.variables:
-        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-    optimizer.learning_rate = p["learning_rate"]
-    for layer in dropouts:
-        layer.set_rate(p["dropout_rate"])
-        state = layer.seed_generator.state
-        state.assign(np.array([seed(), 0], dtype=state.dtype))
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            state = generator.state
+            state.assign(np.array([next_seed(), 0], dtype=state.dtype))
 
 
 @functools.cache
@@ -228,11 +260,13 @@ def _rate_dropout_class() -> Any:
             self._rate_variable = tf.Variable(float(rate), trainable=False, dtype=tf.float32)
 
         def set_rate(self, rate: float) -> None:
+            if rate > 0 and not hasattr(self, "seed_generator"):
+                raise ValueError("This model was built without dropout; build a new one.")
             self.rate = float(rate)
             self._rate_variable.assign(float(rate))
 
         def call(self, inputs: Any, training: bool = False) -> Any:
-            if not training:
+            if not training or not hasattr(self, "seed_generator"):  # built at rate 0
                 return inputs
             seed = tf.cast(self.seed_generator.next(), tf.int32)
             return tf.nn.experimental.stateless_dropout(
@@ -308,6 +342,7 @@ def build_model(
     options: Mapping[str, object] | None = None,
     *,
     reusable: bool = False,
+    seed: int | None = None,
 ) -> keras.Model:
     """Build and compile the CNN for one trial.
 
@@ -328,6 +363,9 @@ def build_model(
             :func:`reset_model` can turn the model into a fresh one for another trial of the
             same architecture without TensorFlow tracing its training step again. The
             weights (and so the checkpoints) are the same as those of the plain model.
+        seed: Draw the weights and seed dropout from this (:func:`draw_weights`): the same
+            seed gives the same model, plain or reusable, new or reset. None: Keras' own
+            seeding.
 
     Returns:
         A compiled ``keras.Model`` (sparse categorical cross-entropy, accuracy).
@@ -365,6 +403,8 @@ def build_model(
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )
+    if seed is not None:
+        draw_weights(model, seed)
     return model
 
 

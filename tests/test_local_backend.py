@@ -326,6 +326,26 @@ def test_trials_of_one_architecture_reuse_one_model_and_its_compiled_step(
 
 
 @pytest.mark.slow
+def test_trials_without_dropout_train_and_get_a_model_of_their_own(tmp_path: Path) -> None:
+    space = [{"name": "dropout_rate", "type": "choice", "values": [0.3, 0.0, 0.2]}]
+    spec = make_spec(strategy="grid", space=space, budget={"max_trials": 3, "epochs": 1})
+    tuner = _in_process_tuner(spec, tmp_path)
+    models: dict[float, Any] = {}  # held, so that no two models can share an id
+    build = tuner.hypermodel.build
+
+    def spying_build(hp: Any) -> Any:
+        model = build(hp)
+        models[hp.get("dropout_rate")] = model
+        return model
+
+    tuner.hypermodel.build = spying_build
+    tuner.search(verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED"] * 3, [t.message for t in trials]
+    assert models[0.0] is not models[0.3]  # a model without dropout is not reset with some
+
+
+@pytest.mark.slow
 def test_no_recycle_once_no_trial_is_left(tmp_path: Path) -> None:
     from core.hypermodel import RecycleWorker
 

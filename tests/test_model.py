@@ -219,6 +219,7 @@ def test_architecture_key_ignores_what_a_reset_can_change() -> None:
     assert M.architecture_key({**base, "optimizer": "sgd"}, (8, 8, 1), 10) != key
     assert M.architecture_key(base, (28, 28, 1), 10) != key
     assert M.architecture_key(base, (8, 8, 1), 10, {"batch_norm": False}) != key
+    assert M.architecture_key({**base, "dropout_rate": 0.0}, (8, 8, 1), 10) != key
 
 
 @pytest.mark.slow
@@ -258,6 +259,43 @@ def test_reset_model_is_a_fresh_model_without_a_new_trace(digits8: SimpleNamespa
     history = M.fit_trial(model, digits8, second, epochs=3)
     assert model.train_function is train_step  # no second trace
     assert history.history["val_accuracy"][-1] > 0.5  # it learns like a new model
+
+
+@pytest.mark.slow
+def test_a_reset_model_trains_exactly_like_a_new_one_with_the_same_seed(
+    digits8: SimpleNamespace,
+) -> None:
+    """Reuse is only a speed-up: a trial's result depends on its parameters and seed alone."""
+    import keras
+
+    M.clear_session()
+    first = {"learning_rate": 0.02, "dropout_rate": 0.1, "batch_size": 32}
+    second = {"learning_rate": 0.005, "dropout_rate": 0.3, "batch_size": 16}
+    reused = M.build_model(first, (8, 8, 1), 10, reusable=True, seed=1)
+    M.fit_trial(reused, digits8, first, epochs=1)
+    M.reset_model(reused, second, seed=7)
+    new = M.build_model(second, (8, 8, 1), 10, reusable=True, seed=7)
+    plain = M.build_model(second, (8, 8, 1), 10, seed=7)  # the cloud trainer's and exports'
+    start = _weights(new)
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(reused), start, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(plain), start, strict=True))
+    other = M.build_model(second, (8, 8, 1), 10, reusable=True, seed=8)
+    assert not np.array_equal(_weights(other)[0], start[0])
+
+    histories = []
+    for model in (reused, new, plain):
+        keras.utils.set_random_seed(3)  # the same data order
+        histories.append(M.fit_trial(model, digits8, second, epochs=2).history)
+    for history in histories[1:]:
+        for name in ("loss", "val_loss", "val_accuracy"):
+            assert np.allclose(history[name], histories[0][name], rtol=1e-5), name
+    assert histories[0]["val_accuracy"][-1] > 0.5
+
+    no_dropout = {**second, "dropout_rate": 0.0}  # Keras' Dropout has no random stream at 0
+    bare = M.build_model(no_dropout, (8, 8, 1), 10, reusable=True, seed=7)
+    assert M.fit_trial(bare, digits8, no_dropout, epochs=1).history["loss"]
+    with pytest.raises(ValueError, match="without dropout"):
+        M.reset_model(bare, second)
 
 
 @pytest.mark.slow
