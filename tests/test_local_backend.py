@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from core.backends.local import Handle, LocalBackend, _setting_problems
@@ -343,6 +344,18 @@ def test_trials_without_dropout_train_and_get_a_model_of_their_own(tmp_path: Pat
     trials = list(tuner.oracle.trials.values())
     assert [t.status for t in trials] == ["COMPLETED"] * 3, [t.message for t in trials]
     assert models[0.0] is not models[0.3]  # a model without dropout is not reset with some
+
+
+def test_validation_data_is_batched_once_per_batch_size_and_whole(tmp_path: Path) -> None:
+    tuner = _in_process_tuner(make_spec(), tmp_path)
+    hypermodel = tuner.hypermodel
+    data = hypermodel.data()
+    small, again = hypermodel.validation_set(64), hypermodel.validation_set(64)
+    assert small is again and hypermodel.validation_set(512) is not small
+    batches = list(small.as_numpy_iterator())
+    assert max(len(y) for _, y in batches) == 64
+    assert np.array_equal(np.concatenate([x for x, _ in batches]), data.x_val)
+    assert np.array_equal(np.concatenate([y for _, y in batches]), data.y_val)
 
 
 @pytest.mark.slow
