@@ -137,7 +137,7 @@ def time_this_machine(store: Store, spec: StudySpec) -> None:
     Raises:
         CloudTuneError: the dataset can neither be loaded nor stood in for.
     """
-    from core.pricing import cached_calibration
+    from core.forecasting import cached_calibration
 
     cached_calibration(spec, store, run=True)
 

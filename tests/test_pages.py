@@ -177,16 +177,16 @@ def test_compare_published_overlay_is_labelled(app: AppTest, store: Store, publi
 def test_launch_times_this_machine_only_when_asked(
     app: AppTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.pricing as pricing
+    import core.forecasting as forecasting
 
     timed: list[str] = []
-    real = pricing.calibrate_local
+    real = forecasting.calibrate_local
 
     def counting(spec: StudySpec, **kw: object) -> object:
         timed.append(spec.dataset.name)
         return real(spec, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pricing, "calibrate_local", counting)
+    monkeypatch.setattr(forecasting, "calibrate_local", counting)
     app.run()
     visit(app, "pages/launch.py")
     expected = [m for m in app.metric if m.label == "Expected time"]

@@ -70,7 +70,7 @@ def test_a_backend_that_is_not_ready_launches_nothing(
 def test_a_local_forecast_never_calibrates_unless_asked(
     store: Store, published_spec: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.pricing as pricing
+    import core.forecasting as forecasting
     from core.backends.local import LocalBackend
     from core.spec import StudySpec
 
@@ -78,13 +78,13 @@ def test_a_local_forecast_never_calibrates_unless_asked(
     data["dataset"] = {"name": "digits", "subset": 200, "validation_split": 0.2}
     spec = StudySpec.from_dict(data)
     timed: list[str] = []
-    real = pricing.calibrate_local
+    real = forecasting.calibrate_local
 
     def counting(s: Any, **kw: Any) -> Any:
         timed.append(s.dataset.name)
         return real(s, **kw)
 
-    monkeypatch.setattr(pricing, "calibrate_local", counting)
+    monkeypatch.setattr(forecasting, "calibrate_local", counting)
     local = LocalBackend(store)
     first = runs.forecast_for(local, spec, {})
     assert timed == [] and first.expected_wall_s is None and runs.needs_timing(local, first)

@@ -285,19 +285,10 @@ class AzureBackend:
 
     # -- forecast, preview, bundle
     def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Return the time and cost forecast for ``spec`` (from core.pricing).
+        """Return the time and cost forecast for ``spec`` (from core.forecasting)."""
+        from core.forecasting import forecast
 
-        Raises:
-            BackendError: the pricing module is not available.
-        """
-        try:
-            from core import pricing
-        except ImportError:
-            raise BackendError(
-                "The Azure ML forecast is not available: the price catalog module is missing."
-            ) from None
-        forecast: Forecast = pricing.forecast("azure", spec, settings, self.store)
-        return forecast
+        return forecast("azure", spec, settings, self.store)
 
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
         """Return the exact sweep job as YAML (loadable with ``az ml job create --file``).

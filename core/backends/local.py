@@ -151,7 +151,7 @@ class LocalBackend:
                 training steps now (10-20 s with TensorFlow's import); False leaves the
                 expected time unknown instead.
         """
-        from core.pricing import forecast
+        from core.forecasting import forecast
 
         return forecast("local", spec, settings, self.store, calibrate=calibrate)
 

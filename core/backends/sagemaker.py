@@ -189,15 +189,10 @@ class SageMakerBackend:
         return problems
 
     def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Return the time and cost forecast (core.pricing's catalog and calibration)."""
-        try:
-            from core import pricing
-        except ImportError:
-            raise BackendError(
-                "A forecast is not available: the price catalog is missing."
-            ) from None
-        forecast: Forecast = pricing.forecast(self.name, spec, settings, self.store)
-        return forecast
+        """Return the time and cost forecast (core.forecasting: the catalog and history)."""
+        from core.forecasting import forecast
+
+        return forecast(self.name, spec, settings, self.store)
 
     def hourly_price(self, settings: Mapping[str, Any], instance: str) -> float | None:
         """Return $/hour of one ``instance`` (catalog, else the ``price_per_hour`` setting)."""

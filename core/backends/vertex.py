@@ -383,15 +383,10 @@ class VertexBackend:
         return problems
 
     def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Return the time and cost forecast of ``spec`` on Vertex AI (core.pricing's)."""
-        try:
-            from core.pricing import forecast
-        except ImportError:
-            raise BackendError(
-                "The Vertex AI forecast is not available: core.pricing is missing."
-            ) from None
-        result: Forecast = forecast("vertex", spec, dict(settings), self.store)
-        return result
+        """Return the time and cost forecast of ``spec`` on Vertex AI (core.forecasting)."""
+        from core.forecasting import forecast
+
+        return forecast("vertex", spec, dict(settings), self.store)
 
     # -- previews and bundles
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:

@@ -88,7 +88,8 @@ def render(fc: Forecast, region: str) -> str:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Print the forecast of each asked platform with its basis; exit 0."""
-    from core.pricing import forecast, machine_settings, stale_warning
+    from core.forecasting import forecast
+    from core.pricing import machine_settings, stale_warning
     from core.store import Store
 
     spec = StudySpec.load(args.spec)
