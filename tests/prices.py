@@ -30,4 +30,27 @@ def make_spec(**budget: Any) -> StudySpec:
     return StudySpec.from_dict(data)
 
 
-# ----------------------------------------------------------------------------- catalog
+def store_calibration(
+    store: Any,
+    spec: StudySpec,
+    *,
+    per_epoch_s: float,
+    overhead_s: float,
+    per_step_s: float,
+    steps: int,
+) -> None:
+    """Keep a local calibration of digits (batch 64, 1,437 examples) in the store, as if timed."""
+    from core import forecasting
+
+    cal = forecasting.Calibration(
+        per_epoch_s=per_epoch_s,
+        overhead_s=overhead_s,
+        per_step_s=per_step_s,
+        steps=steps,
+        batch_size=64,
+        work=forecasting.work_units(forecasting.representative_params(spec), (8, 8, 1)),
+        examples=1437,
+        synthetic=False,
+        measured_at=0.0,
+    )
+    store.set_setting(forecasting.calibration_key("digits", None), cal.to_dict())

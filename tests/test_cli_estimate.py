@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from core import forecasting, pricing
+from core import pricing
 from core.cli import main
 from core.spec import StudySpec
+from tests.prices import store_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = str(ROOT / "assets" / "specs" / "published_study.json")
@@ -77,18 +78,7 @@ def test_local_estimate_uses_stored_settings_and_calibration(
 
     store = Store()
     spec = StudySpec.load(SPEC)
-    cal = forecasting.Calibration(
-        per_epoch_s=1.0,
-        overhead_s=2.0,
-        per_step_s=0.01,
-        steps=6,
-        batch_size=64,
-        work=forecasting.work_units(forecasting.representative_params(spec), (8, 8, 1)),
-        examples=1437,
-        synthetic=False,
-        measured_at=0.0,
-    )
-    store.set_setting(forecasting.calibration_key("digits", None), cal.to_dict())
+    store_calibration(store, spec, per_epoch_s=1.0, overhead_s=2.0, per_step_s=0.01, steps=6)
     pricing.set_local_rate(store, 1.8)
     store.dispose()
     code, out, _ = run_cli(capsys, "--backend", "local", "--no-calibrate")

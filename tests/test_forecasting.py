@@ -9,7 +9,7 @@ import pytest
 
 from core import forecasting, pricing
 from core.spec import StudySpec
-from tests.prices import catalog_price, make_spec
+from tests.prices import catalog_price, make_spec, store_calibration
 
 # ----------------------------------------------------------------------------- forecast
 
@@ -193,18 +193,7 @@ def test_cloud_history_on_another_machine_is_scaled_by_the_speed_table(
 
 def test_local_forecast_uses_a_stored_calibration(store: Any) -> None:
     spec = make_spec(max_trials=3, epochs=2)
-    cal = forecasting.Calibration(
-        per_epoch_s=2.0,
-        overhead_s=1.0,
-        per_step_s=0.05,
-        steps=5,
-        batch_size=64,
-        work=forecasting.work_units(forecasting.representative_params(spec), (8, 8, 1)),
-        examples=1437,
-        synthetic=False,
-        measured_at=0.0,
-    )
-    store.set_setting(forecasting.calibration_key("digits", None), cal.to_dict())
+    store_calibration(store, spec, per_epoch_s=2.0, overhead_s=1.0, per_step_s=0.05, steps=5)
     tt = forecasting.estimate_trial_time("local", spec, {}, store, calibrate=False)
     assert tt is not None and tt.source == "calibration"
     examples = forecasting.train_examples("digits", None, 0.2)
