@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.drafts import PRESETS, draft_from_upload, load_draft, preset, save_draft
 from core.errors import SpecError
-from core.spaceedit import new_param, parse_values, points_label, values_text
+from core.spaceedit import new_param, parse_values, points_label, range_advice, values_text
 from core.spec import KNOWN_PARAMS, PARAM_TYPES, SCALES, parse_spec, spec_problems
 from pages._shared import get_store
 
@@ -157,6 +157,10 @@ except SpecError:
 else:
     card = spec.cardinality()
     c1, c2 = st.columns(2)
+    advice = range_advice(spec.space)
+    for _, name, slot in slots:
+        if name in advice:
+            slot.info(advice[name], icon=":material/lightbulb:")
     c1.metric("Configurations", "continuous" if card is None else f"{card:,}")
     c2.metric("Trials in the budget", spec.budget.max_trials)
     st.dataframe(

@@ -128,6 +128,17 @@ def test_search_space_shows_the_sentence_beside_a_bad_range(app: AppTest) -> Non
     assert next(n for n in app.number_input if n.label == "Min").value == 0.5
 
 
+def test_search_space_advises_a_log_scale_for_a_range_over_two_decades(app: AppTest) -> None:
+    app.run()
+    visit(app, "pages/search_space.py")  # the published study: learning_rate 0.001-0.1, linear
+    tips = [i.value for i in app.info]
+    assert len(tips) == 1 and tips[0].startswith("learning_rate spans 0.001 to 0.1")
+    scale = next(s for s in app.selectbox if s.label == "Scale")
+    scale.set_value("log").run()
+    assert not [i.value for i in app.info if "linear scale" in i.value]
+    assert not app.error
+
+
 def test_search_space_add_and_remove_parameters(app: AppTest) -> None:
     app.run()
     visit(app, "pages/search_space.py")

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from core.errors import SpecError
+from core.spaceedit import range_advice
 from core.spec import StudySpec, load_text, spec_problems
 
 
@@ -55,6 +56,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         card = spec.cardinality()
         size = "continuous" if card is None else f"{card} configurations"
         print(f"ok: {spec.name} ({spec.strategy}, {spec.budget.max_trials} trials, space {size})")
+        for sentence in range_advice(spec.space).values():
+            print(f"note: {sentence}")
         return 0
     print(f"{args.spec}: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
     for p in problems:
