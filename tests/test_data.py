@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data
+from core import data, dataformats
 from core.data import (
-    CIFAR10_CLASSES,
     DATASET_NAMES,
     DIGIT_CLASSES,
     FASHION_CLASSES,
@@ -29,6 +28,7 @@ from core.data import (
     load_from_dir,
     stage_dataset,
 )
+from core.dataformats import CIFAR10_CLASSES
 from core.errors import DatasetError
 from tests.datafiles import (
     cifar_batch,
@@ -315,14 +315,14 @@ class Hostile:
 def test_cifar_refuses_pickles_that_are_not_arrays(tmp_path: Path) -> None:
     tarball = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(tarball, "w:gz") as tar:
-        for name in (*data._CIFAR_BATCHES, "test_batch"):
+        for name in (*dataformats._CIFAR_BATCHES, "test_batch"):
             add_member(tar, f"cifar-10-batches-py/{name}", pickle.dumps({b"data": Hostile()}))
     with pytest.raises(DatasetError, match="data_batch_1 is not a CIFAR-10 python batch.*posix"):
         load_dataset("cifar10", path=str(tarball))
 
 
 def test_unpickler_maps_numpy_1_module_names() -> None:
-    unpickler = data._ArrayUnpickler(io.BytesIO(b""))
+    unpickler = dataformats._ArrayUnpickler(io.BytesIO(b""))
     found = unpickler.find_class("numpy.core.multiarray", "_reconstruct")
     assert found is np._core.multiarray._reconstruct  # type: ignore[attr-defined]
 
@@ -493,7 +493,7 @@ def test_stage_writes_npz_for_digits_subsets_and_images(tmp_path: Path) -> None:
     assert_same(load_from_dir(digits), load_dataset("digits", subset=40))
     source = make_idx_gz_dir(tmp_path / "src", n_train=40)
     sub = stage_dataset("mnist", path=str(source), dest_dir=tmp_path / "s", subset=10)
-    with np.load(sub / data.STAGED_NPZ_NAME) as npz:
+    with np.load(sub / dataformats.STAGED_NPZ_NAME) as npz:
         assert npz["x_train"].dtype == np.uint8 and len(npz["x_train"]) == 10
     assert_same(load_from_dir(sub), load_dataset("mnist", path=str(source), subset=10))
     images = make_image_folder(tmp_path / "imgs")
