@@ -1,10 +1,11 @@
-"""The meeting report: a study's results as one offline HTML file, and as presentation slides.
+"""The meeting report: a study's results as one offline HTML file (slides: ``core.slides``).
 
 One gathering step (:func:`load_report`) reads the store once and computes the comparison;
 :func:`build_report` turns it into a self-contained HTML page (charts as inline SVG rendered
-offline by vl-convert, no script, no external URL, print CSS for Save as PDF) and
-:func:`slides` into one-finding-per-screen slides for the Present page. The published study's
-figures appear only when asked for, and always under a "reference, not measured here" label.
+offline by vl-convert, no script, no external URL, print CSS for Save as PDF), and
+:func:`core.slides.slides` into one-finding-per-screen slides for the Present page. The
+published study's figures appear only when asked for, and always under a "reference, not
+measured here" label.
 
 Example:
     >>> html_text = build_report(store, study_id)              # doctest: +SKIP
@@ -200,7 +201,7 @@ def load_report(
 # ----------------------------------------------------------------------------- formatting
 
 
-def _num(value: Any, digits: int = 4) -> str:
+def fmt_number(value: Any, digits: int = 4) -> str:
     """A number with ``digits`` significant decimals, or an en dash when missing."""
     try:
         x = float(value)
@@ -211,9 +212,9 @@ def _num(value: Any, digits: int = 4) -> str:
     return f"{x:.{digits}f}"
 
 
-def _usd(value: Any) -> str:
+def fmt_usd(value: Any) -> str:
     """Dollars with cents ("$12.34"), or an en dash."""
-    text = _num(value, 2)
+    text = fmt_number(value, 2)
     return text if text in ("–", "∞", "−∞") else f"${text}"
 
 
@@ -235,7 +236,7 @@ def _param_text(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def _group_title(group: str) -> str:
+def group_title(group: str) -> str:
     """The column header of the grouping column."""
     return {"platform": "Platform", "instance_type": "Instance type"}.get(
         group, group.replace("_", " ").capitalize()
@@ -354,7 +355,7 @@ def runs_table(report: StudyReport) -> pd.DataFrame:
                 f"{done} of {run.max_trials or '?'}",
                 _when(run.started_at),
                 format_duration(wall),
-                _usd(cost),
+                fmt_usd(cost),
             ]
         )
     columns = ["Run", "Platform", "Instance type", "Strategy", "Status", "Completed trials"]
@@ -369,19 +370,19 @@ def totals_table(report: StudyReport) -> pd.DataFrame:
             str(int(r["runs"])),
             str(int(r["trials"])),
             format_duration(float(r["wall_h"]) * 3600),
-            _usd(r["total_cost_usd"]),
-            _num(r["best_objective"]),
+            fmt_usd(r["total_cost_usd"]),
+            fmt_number(r["best_objective"]),
         ]
         for _, r in report.totals.iterrows()
     ]
-    columns = [_group_title(report.group), "Runs", "Completed trials", "Wall time per run"]
+    columns = [group_title(report.group), "Runs", "Completed trials", "Wall time per run"]
     return pd.DataFrame(rows, columns=[*columns, "Total cost", f"Best {report.objective_name}"])
 
 
 def best_table(report: StudyReport) -> pd.DataFrame:
     """The best completed trial of each group, with its configuration, time and cost."""
     params = [c for c in report.trials.columns if str(c).startswith("p_")]
-    head = [_group_title(report.group), "Run", "Trial", report.objective_name]
+    head = [group_title(report.group), "Run", "Trial", report.objective_name]
     columns = [*head, *[p[2:] for p in params], "Time", "Cost"]
     if report.done.empty:
         return pd.DataFrame(columns=columns)
@@ -394,10 +395,10 @@ def best_table(report: StudyReport) -> pd.DataFrame:
                 str(key),
                 str(best["run_id"]),
                 _param_text(best["trial"]),
-                _num(best["objective"]),
+                fmt_number(best["objective"]),
                 *[_param_text(best[p]) for p in params],
                 format_duration(best["duration_s"]),
-                _usd(best["cost_usd"]),
+                fmt_usd(best["cost_usd"]),
             ]
         )
     return pd.DataFrame(rows, columns=columns)
@@ -412,7 +413,7 @@ def forecast_table(report: StudyReport) -> pd.DataFrame:
         label = f"{platform_label(run.backend)} (run {run.id})"
         if not fc:
             rows.append([label, "no forecast", format_duration(wall), "–", "no forecast"])
-            rows[-1] += [_usd(cost), "–"]
+            rows[-1] += [fmt_usd(cost), "–"]
             continue
         f_wall, f_cost = fc.get("expected_wall_s"), fc.get("expected_cost_usd")
         rows.append(
@@ -422,8 +423,8 @@ def forecast_table(report: StudyReport) -> pd.DataFrame:
                 + _range(fc.get("low_wall_s"), fc.get("high_wall_s"), format_duration),
                 format_duration(wall),
                 _gap(f_wall, wall),
-                _usd(f_cost) + _range(fc.get("low_cost_usd"), fc.get("high_cost_usd"), _usd),
-                _usd(cost),
+                fmt_usd(f_cost) + _range(fc.get("low_cost_usd"), fc.get("high_cost_usd"), fmt_usd),
+                fmt_usd(cost),
                 _gap(f_cost, cost),
             ]
         )
@@ -436,7 +437,7 @@ def forecast_table(report: StudyReport) -> pd.DataFrame:
 def trials_table(report: StudyReport, limit: int = MAX_TRIAL_ROWS) -> pd.DataFrame:
     """Every trial (up to ``limit``): group, run, trial, status, objective, time, cost, params."""
     params = [c for c in report.trials.columns if str(c).startswith("p_")]
-    head = [_group_title(report.group), "Run", "Trial", "Status", report.objective_name]
+    head = [group_title(report.group), "Run", "Trial", "Status", report.objective_name]
     columns = [*head, "Time", "Billable", "Cost", *[p[2:] for p in params], "Started"]
     if report.trials.empty:
         return pd.DataFrame(columns=columns)
@@ -447,10 +448,10 @@ def trials_table(report: StudyReport, limit: int = MAX_TRIAL_ROWS) -> pd.DataFra
             str(r["run_id"]),
             _param_text(r["trial"]),
             str(r["status"]),
-            _num(r["objective"]),
+            fmt_number(r["objective"]),
             format_duration(r["duration_s"]),
             format_duration(r["billable_s"]),
-            _usd(r["cost_usd"]),
+            fmt_usd(r["cost_usd"]),
             *[_param_text(r[p]) for p in params],
             _when(r["started_at"]),
         ]
@@ -463,13 +464,13 @@ def descriptives_table(report: StudyReport) -> pd.DataFrame:
     """Per metric and group: n, mean, sd, median, min, max and the confidence interval."""
     cmp = report.comparison
     level = f"{1 - report.alpha:.0%} CI of the mean"
-    columns = ["Metric", _group_title(report.group), "n", "Mean", "SD", "Median", "Min", "Max"]
+    columns = ["Metric", group_title(report.group), "n", "Mean", "SD", "Median", "Min", "Max"]
     if cmp is None:
         return pd.DataFrame(columns=[*columns, level])
     rows = []
     for m in cmp.metrics.values():
         for _, d in m.descriptives.iterrows():
-            fmt = (lambda v: _num(v, 1)) if m.metric == "duration_s" else _num
+            fmt = (lambda v: fmt_number(v, 1)) if m.metric == "duration_s" else fmt_number
             rows.append(
                 [
                     m.info.name + (" (s)" if m.metric == "duration_s" else ""),
@@ -488,7 +489,7 @@ def shapiro_frame(m: Any) -> pd.DataFrame:
         [
             str(r["label"]),
             str(int(r["n"])),
-            _num(r["W"], 3),
+            fmt_number(r["W"], 3),
             _p_text(r["p"], m.alpha),
             r["note"] or ("departs from normal" if r["p"] < m.alpha else "normal enough"),
         ]
@@ -503,7 +504,7 @@ def posthoc_frame(m: Any) -> pd.DataFrame:
     columns = ["Pair", "Difference", "Interval", "Adjusted p", "Significant"]
     if ph is None or ph.empty:
         return pd.DataFrame(columns=columns)
-    fmt = (lambda v: _num(v, 1)) if m.metric == "duration_s" else _num
+    fmt = (lambda v: fmt_number(v, 1)) if m.metric == "duration_s" else fmt_number
     rows = [
         [
             f"{r['label2']} − {r['label1']}",
@@ -538,7 +539,7 @@ def spread_sentence(m: Any) -> str:
         p = p if p.startswith(("<", ">")) else f"= {p}"
         bits.append(
             f"{title} F({fmt_df(res.df_num)}, {fmt_df(res.df_den)}) = "
-            f"{_num(res.statistic, 2)}, p {p}"
+            f"{fmt_number(res.statistic, 2)}, p {p}"
         )
     return "Equal spread: " + "; ".join(bits) + "." if bits else "Equal spread: not tested."
 
@@ -550,7 +551,7 @@ def reference_totals() -> pd.DataFrame:
         {
             "Platform (as published)": ref["published_as"],
             "Time to completion": [format_duration(h * 3600) for h in ref["wall_h"]],
-            "Total cost": [_usd(c) for c in ref["total_cost_usd"]],
+            "Total cost": [fmt_usd(c) for c in ref["total_cost_usd"]],
             "Best accuracy": [f"{a:.1%}" for a in ref["best_objective"]],
         }
     )
@@ -575,10 +576,10 @@ def charts(report: StudyReport) -> list[tuple[str, str, Any]]:
     for metric in METRICS:
         total = TOTALS[metric]
         chart = ch.run_totals_bar(report.totals, total, report.group, reference=reference)
-        caption = f"{ch.title_for(total)} per {_group_title(report.group).lower()}."
+        caption = f"{ch.title_for(total)} per {group_title(report.group).lower()}."
         if metric == "objective":
             caption = (
-                f"Best {report.objective_name.lower()} per {_group_title(report.group).lower()}."
+                f"Best {report.objective_name.lower()} per {group_title(report.group).lower()}."
             )
         if reference is not None:
             caption += f" Hollow diamonds: {REFERENCE_LABEL.lower()}."
@@ -680,7 +681,7 @@ def _header(report: StudyReport) -> str:
     n_done, n_all = len(report.done), len(report.trials)
     meta = (
         f"Study {report.study.id} · {n_done} completed trials of {n_all} · grouped by "
-        f"{_group_title(report.group).lower()} · α = {report.alpha:g} · made "
+        f"{group_title(report.group).lower()} · α = {report.alpha:g} · made "
         f"{_when(report.generated_at)} by CloudTune"
     )
     toc = [
@@ -732,7 +733,7 @@ def _statistics_html(report: StudyReport) -> str:
         return _section("statistics", "Statistics", f'<p class="note">{_e(report.stats_note)}</p>')
     reasons = [f"{m.info.name}: {m.choice_reason}" for m in cmp.metrics.values() if m.choice_reason]
     body = (
-        f'<p class="lead">Each metric compared between {_e(_group_title(report.group).lower())}s '
+        f'<p class="lead">Each metric compared between {_e(group_title(report.group).lower())}s '
         f"over the completed trials, at α = {report.alpha:g}, in the published study's layout.</p>"
         + frame_html(cmp.table(), "stats")
         + "<h3>What it means</h3>"
@@ -786,7 +787,7 @@ def _best_html(report: StudyReport) -> str:
     word = "highest" if report.goal == "max" else "lowest"
     lead = (
         f"<p>The completed trial with the {word} {_e(report.objective_name.lower())} in each "
-        f"{_e(_group_title(report.group).lower())}.</p>"
+        f"{_e(group_title(report.group).lower())}.</p>"
     )
     return _section("best", "Best configuration", lead + frame_html(best_table(report)))
 
@@ -968,136 +969,3 @@ def write_report(
             "can write to with --out."
         ) from None
     return path
-
-
-# ----------------------------------------------------------------------------- slides
-
-
-@dataclass
-class Slide:
-    """One screen of the presentation: a title, one finding, and what backs it.
-
-    Attributes:
-        key: a short id (setup, time, cost, accuracy, statistics, best).
-        title: the screen's title.
-        finding: the one sentence the screen is about.
-        figures: big numbers as (label, value), e.g. a platform and its total cost.
-        chart: an Altair chart, or None.
-        table: a DataFrame of display strings, or None.
-        bullets: extra sentences (conclusions, setup lines).
-        reference: a line with the published study's figure, labelled as a reference.
-    """
-
-    key: str
-    title: str
-    finding: str
-    figures: list[tuple[str, str]] = field(default_factory=list)
-    chart: Any | None = None
-    table: pd.DataFrame | None = None
-    bullets: list[str] = field(default_factory=list)
-    reference: str = ""
-
-
-def _metric_finding(report: StudyReport, metric: str, fallback: str) -> str:
-    cmp = report.comparison
-    if cmp is not None and metric in cmp.metrics and cmp.metrics[metric].conclusion:
-        return str(cmp.metrics[metric].conclusion)
-    return report.stats_note or fallback
-
-
-def _figures(report: StudyReport, column: str, fmt: Any) -> list[tuple[str, str]]:
-    return [(str(r[report.group]), fmt(r[column])) for _, r in report.totals.iterrows()]
-
-
-def _reference_line(column: str) -> str:
-    fmt = {
-        "wall_h": lambda v: format_duration(v * 3600),
-        "total_cost_usd": _usd,
-        "best_objective": lambda v: f"{v:.1%}",
-    }[column]
-    ref = PUBLISHED_REFERENCE
-    values = ", ".join(
-        f"{p} {fmt(v)}" for p, v in zip(ref["published_as"], ref[column], strict=True)
-    )
-    return f"{REFERENCE_LABEL}: {values}."
-
-
-def _metric_slide(report: StudyReport, key: str, metric: str, title: str) -> Slide:
-    from core import charts as ch
-
-    total = TOTALS[metric]
-    fmt = {
-        "wall_h": lambda v: format_duration(float(v) * 3600),
-        "total_cost_usd": _usd,
-        "best_objective": _num,
-    }[total]
-    return Slide(
-        key=key,
-        title=title,
-        finding=_metric_finding(report, metric, f"No completed trials with {title.lower()} yet."),
-        figures=_figures(report, total, fmt),
-        chart=projector_ready(
-            ch.metric_distribution(report.done, metric, report.group, title=f"{title} per trial")
-        ),
-        reference=_reference_line(total) if report.show_reference else "",
-    )
-
-
-def slides(report: StudyReport) -> list[Slide]:
-    """The presentation: setup, time, cost, accuracy, statistics, best configurations.
-
-    Args:
-        report: what :func:`load_report` gathered.
-
-    Returns:
-        Six slides, one finding each.
-    """
-    groups = report.groups
-    who = ", ".join(groups) if groups else "no platform yet"
-    setup = Slide(
-        key="setup",
-        title=report.study.name,
-        finding=f"{len(report.done)} completed trials on {who}.",
-        bullets=[f"{k}: {v}" for k, v in setup_items(report)],
-        table=space_table(report.study.spec),
-    )
-    cmp = report.comparison
-    stats = Slide(
-        key="statistics",
-        title="Statistics",
-        finding=(
-            f"{_group_title(report.group)}s compared at α = {report.alpha:g}."
-            if cmp is not None
-            else report.stats_note
-        ),
-        table=cmp.table() if cmp is not None else None,
-        bullets=list(cmp.conclusions()) if cmp is not None else [],
-        reference=(
-            f"{REFERENCE_LABEL}: "
-            + "; ".join(
-                f"{r['Analysis'].lower()} F = {r['F-statistic (df)']}, p {r['p-value']}"
-                for _, r in PUBLISHED_STATS.iterrows()
-            )
-            + "."
-            if report.show_reference
-            else ""
-        ),
-    )
-    word = "highest" if report.goal == "max" else "lowest"
-    best = Slide(
-        key="best",
-        title="Best configurations",
-        finding=(
-            f"The trial with the {word} {report.objective_name.lower()} on each "
-            f"{_group_title(report.group).lower()}."
-        ),
-        table=best_table(report),
-    )
-    return [
-        setup,
-        _metric_slide(report, "time", "duration_s", "Time"),
-        _metric_slide(report, "cost", "cost_usd", "Cost"),
-        _metric_slide(report, "accuracy", "objective", report.objective_name),
-        stats,
-        best,
-    ]

@@ -8,7 +8,8 @@ from typing import Any
 import streamlit as st
 
 from core.charts import chart_png, chart_svg
-from core.report import Slide, StudyReport, load_report, render_html, report_file_name, slides
+from core.report import StudyReport, load_report, render_html, report_file_name
+from core.slides import Slide, slides
 from pages._shared import friendly, get_store
 
 SLIDE_KEY = "present_slide"

@@ -13,7 +13,8 @@ import pytest
 from scipy.stats import f_oneway
 
 from core.cli import main
-from core.report import StudyReport, build_report, inline_svg, load_report, render_html, slides
+from core.report import StudyReport, build_report, inline_svg, load_report, render_html
+from core.slides import slides
 from core.store import Store
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.seed import seed_store
