@@ -673,15 +673,6 @@ def _unquote(raw: Any) -> Any:
     return raw
 
 
-def _guess(raw: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            continue
-    return raw
-
-
 def restore_value(name: str, raw: Any, spec: StudySpec | None) -> Any:
     """Return a hyperparameter's value (SageMaker sends strings) with its type restored."""
     raw = _unquote(raw)
@@ -908,7 +899,7 @@ def spec_from_job(description: Mapping[str, Any], name: str) -> dict[str, Any]:
     budget: dict[str, Any] = {
         "max_trials": int(limits.get("MaxNumberOfTrainingJobs") or 1),
         "parallel_trials": int(limits.get("MaxParallelTrainingJobs") or 1),
-        "epochs": int(_guess(str(static.get("epochs", "1")))),
+        "epochs": int(typed_value("epochs", str(static.get("epochs", "1")), kind="int")),
     }
     if limits.get("MaxRuntimeInSeconds"):
         budget["max_minutes"] = int(limits["MaxRuntimeInSeconds"]) / 60
