@@ -140,6 +140,21 @@ class TrialTime:
     overhead_sentence: str = ""
 
 
+def _unmeasured(
+    trial: float, per_epoch: float, source: str, sentence: str, **more: Any
+) -> TrialTime:
+    """A trial time with no history behind it: the range is +-NO_HISTORY_SPREAD around it."""
+    return TrialTime(
+        expected_s=trial,
+        low_s=trial * (1 - NO_HISTORY_SPREAD),
+        high_s=trial * (1 + NO_HISTORY_SPREAD),
+        per_epoch_s=per_epoch,
+        source=source,
+        sentence=f"{sentence} (range +-{NO_HISTORY_SPREAD:.0%}).",
+        **more,
+    )
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if len(ordered) == 1:
@@ -480,21 +495,16 @@ def _from_table(target: _Target) -> TrialTime | None:
     compute *= (target.examples or full) / full
     per_epoch = compute + float(table["epoch_fixed_s"])
     trial = float(table["trial_fixed_s"]) + target.epochs * per_epoch
-    return TrialTime(
-        expected_s=trial,
-        low_s=trial * (1 - NO_HISTORY_SPREAD),
-        high_s=trial * (1 + NO_HISTORY_SPREAD),
-        per_epoch_s=per_epoch,
-        source="table",
-        sentence=(
-            f"Expected time: no earlier trials on {target.dataset} on {target.machine}, so the "
-            f"relative-speed table ({table['reference']} computes an epoch of the default CNN "
-            f"in {float(ref):.3g} s, {target.accelerator or target.instance} x{factor:g}, "
-            f"scaled to this spec's data and model size, + {float(table['epoch_fixed_s']):g} s "
-            f"fixed per epoch = {per_epoch:.3g} s per epoch); {target.epochs} epochs + "
-            f"{float(table['trial_fixed_s']):g} s to build the model = {trial:.3g} s a trial "
-            "(range +-50%)."
-        ),
+    return _unmeasured(
+        trial,
+        per_epoch,
+        "table",
+        f"Expected time: no earlier trials on {target.dataset} on {target.machine}, so the "
+        f"relative-speed table ({table['reference']} computes an epoch of the default CNN "
+        f"in {float(ref):.3g} s, {target.accelerator or target.instance} x{factor:g}, "
+        f"scaled to this spec's data and model size, + {float(table['epoch_fixed_s']):g} s "
+        f"fixed per epoch = {per_epoch:.3g} s per epoch); {target.epochs} epochs + "
+        f"{float(table['trial_fixed_s']):g} s to build the model = {trial:.3g} s a trial",
     )
 
 
@@ -664,20 +674,16 @@ def _from_calibration(store: Store | None, cal: Calibration, target: _Target) ->
         else ""
     )
     overhead, sentence = _local_startup(store, target, [])
-    return TrialTime(
-        expected_s=trial,
-        low_s=trial * (1 - NO_HISTORY_SPREAD),
-        high_s=trial * (1 + NO_HISTORY_SPREAD),
-        per_epoch_s=per_epoch,
-        source="calibration",
-        sentence=(
-            f"Expected time: no earlier trials on {target.dataset} on this machine, so a "
-            f"calibration of {cal.steps * 5} training steps at batch {cal.batch_size}"
-            f"{' on random arrays of its shape' if cal.synthetic else ''} ({per_epoch:.3g} s "
-            f"per epoch scaled to this spec's model and data size, {cal.overhead_s:.2g} s to "
-            f"build and trace the model); {target.epochs} epochs a trial{slower} = "
-            f"{trial:.3g} s a trial (range +-50%)."
-        ),
+    return _unmeasured(
+        trial,
+        per_epoch,
+        "calibration",
+        f"Expected time: no earlier trials on {target.dataset} on this machine, so a "
+        f"calibration of {cal.steps * 5} training steps at batch {cal.batch_size}"
+        f"{' on random arrays of its shape' if cal.synthetic else ''} ({per_epoch:.3g} s "
+        f"per epoch scaled to this spec's model and data size, {cal.overhead_s:.2g} s to "
+        f"build and trace the model); {target.epochs} epochs a trial{slower} = "
+        f"{trial:.3g} s a trial",
         run_overhead_s=overhead,
         overhead_sentence=sentence,
     )
