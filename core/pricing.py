@@ -379,13 +379,9 @@ class Quote:
 def _find(
     prices: Sequence[Price], backend: str, instance: str, region: str, acc: str | None
 ) -> Price | None:
-    for p in prices:
-        if (p.backend, p.instance_type, p.region, p.accelerator) == (
-            backend,
-            instance,
-            region,
-            acc,
-        ):
+    wanted = (backend, instance.lower(), region, acc)
+    for p in prices:  # machine names are case-insensitive (Azure reports STANDARD_NC6S_V3)
+        if (p.backend, p.instance_type.lower(), p.region, p.accelerator) == wanted:
             return p
     return None
 
@@ -478,6 +474,15 @@ def hourly_price(
     ).usd_per_hour
 
 
+def canonical_instance(backend: str, name: str) -> str:
+    """Return ``name`` as the price catalog spells it (machine names are case-insensitive:
+    Azure reports STANDARD_DS3_V2 for Standard_DS3_v2), else unchanged."""
+    for p in load_catalog():
+        if p.backend == backend and p.instance_type.lower() == name.lower():
+            return p.instance_type
+    return name
+
+
 def instance_types(backend: str, *, store: Store | None = None) -> list[str]:
     """Return the machine types with a price for ``backend`` (for the Launch page pickers)."""
     if backend == "local":
@@ -553,19 +558,23 @@ def next_trial_would_exceed(
     price_per_hour: float,
     billing: str = "per_trial",
 ) -> str | None:
-    """Say whether starting one more trial now would break the time or cost cap.
+    """Say whether the run must stop now rather than start a trial that would break a cap.
 
-    Time: the trial would end at elapsed_s + mean_trial_s. Cost, billed per trial (clouds):
-    spent_usd + the new trial + the unfinished half of the other (parallel - 1) trials in
-    flight. Cost, billed per machine (local): the machine's time until the trial ends.
+    The one budget rule of every platform (the local worker asks before each trial, the cloud
+    layer at each poll, where stopping the job also stops its running trials). Time: the next
+    trial would end at ``elapsed_s + mean_trial_s``. Cost, billed per trial (clouds):
+    ``spent_usd`` + the next trial + the unfinished half of the other (parallel - 1) trials in
+    flight. Cost, billed per machine (local): the machine's time until the trial ends. With
+    ``mean_trial_s`` 0 (no trial left to start, or none finished yet) it says whether a cap is
+    already reached.
 
     Args:
         spec_budget: the spec's budget (max_minutes, max_cost_usd).
-        elapsed_s: seconds since the run started.
+        elapsed_s: seconds the run has been running (RunRow.active_s).
         spent_usd: dollars spent so far.
-        mean_trial_s: mean seconds of a finished trial (or the forecast's, before any).
+        mean_trial_s: mean seconds of a finished trial (0 when none is left to start).
         parallel: trials at once.
-        price_per_hour: dollars per machine hour.
+        price_per_hour: dollars per trial hour (all of a trial's machines).
         billing: "per_trial" (clouds) or "per_machine" (local).
 
     Returns:
@@ -574,22 +583,30 @@ def next_trial_would_exceed(
     if spec_budget.max_minutes is not None:
         cap = spec_budget.max_minutes * 60
         ends = elapsed_s + mean_trial_s
-        if ends > cap:
+        if ends > cap or elapsed_s >= cap:
+            tail = f" and a trial takes about {fmt_duration(mean_trial_s)}" if mean_trial_s else ""
             return (
-                f"{BUDGET_STOP_DETAIL}: the next trial would end at about {fmt_duration(ends)}, "
-                f"past budget.max_minutes ({spec_budget.max_minutes:g} min)."
+                f"{BUDGET_STOP_DETAIL}: budget.max_minutes is {spec_budget.max_minutes:g} min; "
+                f"the run has run {fmt_duration(elapsed_s)}{tail}."
             )
     if spec_budget.max_cost_usd is not None:
+        cap_usd = spec_budget.max_cost_usd
         rate = max(0.0, price_per_hour or 0.0) / 3600
         if billing == "per_machine":
-            projected = max(spent_usd, elapsed_s * rate) + mean_trial_s * rate
+            spent_usd = max(spent_usd, elapsed_s * rate)
+            projected = spent_usd + mean_trial_s * rate
         else:
             in_flight = max(0, parallel - 1) * 0.5
             projected = spent_usd + mean_trial_s * rate * (1 + in_flight)
-        if projected > spec_budget.max_cost_usd or spent_usd >= spec_budget.max_cost_usd > 0:
+        if spent_usd >= cap_usd > 0 or (mean_trial_s and projected > cap_usd):
+            tail = (
+                f" and the next trial would take it to about ${projected:.2f}"
+                if spent_usd < cap_usd
+                else ""
+            )
             return (
-                f"{BUDGET_STOP_DETAIL}: the next trial would take spending to about "
-                f"${projected:.2f}, past budget.max_cost_usd (${spec_budget.max_cost_usd:.2f})."
+                f"{BUDGET_STOP_DETAIL}: budget.max_cost_usd is ${cap_usd:.2f}; "
+                f"${spent_usd:.2f} is spent{tail}."
             )
     return None
 
@@ -610,12 +627,16 @@ def billable_seconds(trial: TrialRow, now: float | None = None) -> float:
 
 
 def _run_wall(run: RunRow, trials: Iterable[TrialRow], now: float | None) -> float:
+    """The run's running seconds (without time it sat stopped), else its trials' span."""
+    wall = run.wall_s(now)
+    if wall is not None:
+        return wall
     starts = [t.started_at for t in trials if t.started_at is not None]
-    start = run.started_at or (min(starts) if starts else None)
-    if start is None:
+    if not starts:
         return 0.0
-    end = run.ended_at if run.ended_at is not None else (now or time.time())
-    return max(0.0, end - start)
+    ends = [t.ended_at for t in trials if t.ended_at is not None]
+    end = max(ends) if ends and run.ended_at is not None else (now or time.time())
+    return max(0.0, end - min(starts))
 
 
 def live_cost(
@@ -635,18 +656,37 @@ def live_cost(
     return seconds * price_per_hour / 3600
 
 
-def run_price(run: RunRow, store: Store | None = None) -> float | None:
-    """Return the hourly price of a run's machine (with accelerators), from its settings."""
-    machine = machine_settings(run.backend, {**run.settings, "instance_type": run.instance_type})
-    return quote(
+def run_price(
+    run: RunRow, store: Store | None = None, *, instance_type: str | None = None
+) -> float | None:
+    """Return the hourly price of one of a run's machines (with accelerators), the same way
+    on every platform: the catalog (or a Settings override) for the machine the run actually
+    ran on, else the run's ``price_per_hour`` setting, else None.
+
+    Args:
+        run: the run.
+        store: for overrides and the local rate.
+        instance_type: the machine a trial ran on (default: the run's).
+    """
+    settings = dict(run.settings)
+    machine = machine_settings(
+        run.backend, {**settings, "instance_type": instance_type or run.instance_type}
+    )
+    price = quote(
         run.backend,
         machine["instance_type"],
         region=machine["region"],
         accelerator_type=machine["accelerator_type"],
         accelerator_count=machine["accelerator_count"],
         store=store,
-        settings=run.settings,
+        settings=settings,
     ).usd_per_hour
+    if price is None and settings.get("price_per_hour") not in (None, ""):
+        try:
+            price = _checked_rate(settings["price_per_hour"], "price_per_hour")
+        except CloudTuneError:
+            price = None
+    return price
 
 
 def finalize_run_costs(

@@ -245,9 +245,7 @@ def group_title(group: str) -> str:
 
 def _run_actuals(run: RunRow, trials: pd.DataFrame) -> tuple[float | None, float | None]:
     """A run's actual wall time (ended - started) and cost (its own, else its trials' sum)."""
-    wall = None
-    if run.started_at is not None and run.ended_at is not None:
-        wall = max(0.0, run.ended_at - run.started_at)
+    wall = run.wall_s() if run.ended_at is not None else None
     cost = run.cost_usd
     if cost is None and not trials.empty:
         mine = pd.to_numeric(trials.loc[trials["run_id"] == run.id, "cost_usd"], errors="coerce")

@@ -157,7 +157,7 @@ def record_forecast_error(store: Store, run_id: int) -> dict[str, Any] | None:
     cost = run.cost_usd
     if cost is None:
         cost = sum(t.cost_usd for t in trials if t.cost_usd is not None)
-    wall = (run.ended_at or run.started_at) - run.started_at
+    wall = run.wall_s() or 0.0
     error = forecast_error(run.forecast, wall, float(cost))
     store.update_run(run_id, forecast={**run.forecast, "error": error})
     return error

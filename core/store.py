@@ -36,18 +36,35 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from core.backends.records import (
+    ACTIVE_STATUSES,
+    RUN_STATUSES,
+    TRIAL_STATUSES,
+    EpochRecord,
+    RunStatus,
+    TrialFields,
+    TrialRecord,
+    TrialStatus,
+    check_fields,
+)
 from core.errors import NotFound, StoreError
 
-SCHEMA_VERSION = 2
-RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "stopped")
-ACTIVE_STATUSES = ("queued", "running")
-TRIAL_STATUSES = ("running", "completed", "failed", "stopped")
+SCHEMA_VERSION = 3
+__all__ = [
+    "ACTIVE_STATUSES",
+    "RUN_STATUSES",
+    "TRIAL_STATUSES",
+    "EpochRecord",
+    "RunStatus",
+    "TrialRecord",
+    "TrialStatus",
+]
 
 metadata = sa.MetaData()
 
@@ -88,6 +105,8 @@ runs = sa.Table(
     # added in schema version 2
     sa.Column("forecast_json", sa.Text),
     sa.Column("heartbeat_at", sa.Float),
+    # added in schema version 3: [[start, end or null], ...], the spans the run was running
+    sa.Column("segments_json", sa.Text),
 )
 
 trials = sa.Table(
@@ -141,7 +160,21 @@ def _v1_to_v2(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE runs ADD COLUMN heartbeat_at FLOAT"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(conn: Connection) -> None:
+    """Version 3 records the spans a run was running (a cancelled-then-resumed run has two)."""
+    cols = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+    if "segments_json" not in cols:
+        conn.execute(sa.text("ALTER TABLE runs ADD COLUMN segments_json TEXT"))
+    rows = conn.execute(sa.text("SELECT id, started_at, ended_at FROM runs")).all()
+    for run_id, started, ended in rows:
+        if started is not None:
+            conn.execute(
+                sa.text("UPDATE runs SET segments_json = :s WHERE id = :id"),
+                {"s": json.dumps([[started, ended]]), "id": run_id},
+            )
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 """``MIGRATIONS[n]`` upgrades a database at version n to version n + 1."""
 
 
@@ -193,7 +226,7 @@ class RunRow:
     instance_type: str | None
     settings: dict[str, Any]
     spec: dict[str, Any]
-    status: str
+    status: RunStatus
     status_detail: str | None
     handle: str | None
     max_trials: int | None
@@ -204,11 +237,39 @@ class RunRow:
     cost_usd: float | None
     forecast: dict[str, Any] | None
     heartbeat_at: float | None
+    segments: tuple[tuple[float, float | None], ...] = ()
+    """The spans the run was running, as (start, end); the last one is open while it runs."""
 
     @property
     def active(self) -> bool:
         """True while the run is queued or running."""
         return self.status in ACTIVE_STATUSES
+
+    def active_s(self, until: float | None = None) -> float:
+        """Return the seconds the run was running up to ``until`` (default: now).
+
+        Time it sat cancelled, stopped or failed before a resume is not counted, so this is
+        the run's wall time on every platform ("time to completion"), and
+        ``active_s(trial.ended_at)`` places a trial on the run's time axis.
+        """
+        now = time.time()
+        spans = self.segments
+        if not spans and self.started_at is not None:
+            spans = ((self.started_at, self.ended_at),)
+        total = 0.0
+        for start, end in spans:
+            if end is None:  # still running: up to ``until``, or now
+                stop = now if until is None else until
+            else:
+                stop = end if until is None else min(end, until)
+            total += max(0.0, stop - start)
+        return total
+
+    def wall_s(self, now: float | None = None) -> float | None:
+        """Return the run's wall time so far (None before it started): see :meth:`active_s`."""
+        if self.started_at is None and not self.segments:
+            return None
+        return self.active_s(now)
 
 
 @dataclass(frozen=True)
@@ -220,7 +281,7 @@ class TrialRow:
     trial_key: str
     number: int | None
     params: dict[str, Any]
-    status: str
+    status: TrialStatus
     objective: float | None
     metrics: dict[str, Any]
     started_at: float | None
@@ -231,6 +292,38 @@ class TrialRow:
     seed: int | None
     instance_type: str | None
     error: str | None
+
+
+class RunFields(TypedDict, total=False):
+    """The columns of a run row ``Store.update_run`` may set."""
+
+    instance_type: str | None
+    settings: Mapping[str, Any]
+    spec_json: str
+    status: RunStatus
+    status_detail: str | None
+    handle: str | None
+    max_trials: int | None
+    started_at: float | None
+    ended_at: float | None
+    error: str | None
+    cost_usd: float | None
+    forecast: Mapping[str, Any] | None
+    heartbeat_at: float | None
+
+
+RUN_FIELDS: frozenset[str] = frozenset(RunFields.__annotations__)
+
+
+def _open_segment(segments: list[list[float | None]], at: float) -> None:
+    if not segments or segments[-1][1] is not None:
+        segments.append([at, None])
+
+
+def _close_segment(segments: list[list[float | None]], at: float) -> None:
+    if segments and segments[-1][1] is None:
+        start = segments[-1][0]
+        segments[-1][1] = max(at, start if start is not None else at)
 
 
 @dataclass
@@ -267,6 +360,47 @@ def _first_key(result: Any) -> int:
 
 def _dumps(value: Any) -> str:
     return json.dumps(_clean(value), sort_keys=True)
+
+
+def _trial_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn trial fields into column values (mappings as JSON, NaN as NULL)."""
+    values = dict(fields)
+    if "params" in values:
+        values["params_json"] = _dumps(dict(values.pop("params") or {}))
+    if "metrics" in values:
+        values["metrics_json"] = _dumps(dict(values.pop("metrics") or {}))
+    return {k: _clean(v) for k, v in values.items()}
+
+
+def _upsert_trial(conn: Connection, run_id: int, key: str, values: dict[str, Any]) -> int:
+    existing = conn.execute(
+        sa.select(trials.c.id).where(trials.c.run_id == run_id, trials.c.trial_key == key)
+    ).scalar()
+    if existing is not None:
+        if values:
+            conn.execute(sa.update(trials).where(trials.c.id == existing).values(**values))
+        return int(existing)
+    values = dict(values)
+    if values.get("number") is None:
+        count = conn.execute(sa.select(sa.func.count()).where(trials.c.run_id == run_id)).scalar()
+        values["number"] = int(count or 0)
+    result = conn.execute(sa.insert(trials).values(run_id=run_id, trial_key=key, **values))
+    return int(_first_key(result))
+
+
+def _epoch_values(record: EpochRecord) -> dict[str, Any]:
+    return {
+        "epoch": int(record.epoch),
+        "metrics_json": _dumps(dict(record.metrics)),
+        "wall_s": _clean(record.wall_s),
+    }
+
+
+def _upsert_epoch(conn: Connection, trial_id: int, row: Mapping[str, Any]) -> None:
+    conn.execute(
+        sa.delete(epochs).where(epochs.c.trial_id == trial_id, epochs.c.epoch == row["epoch"])
+    )
+    conn.execute(sa.insert(epochs).values(trial_id=trial_id, at=time.time(), **row))
 
 
 # ----------------------------------------------------------------------------- the store
@@ -484,6 +618,10 @@ class Store:
             cost_usd=r.cost_usd,
             forecast=_loads(r.forecast_json) if r.forecast_json else None,
             heartbeat_at=r.heartbeat_at,
+            segments=tuple(
+                (float(a), None if b is None else float(b))
+                for a, b in (json.loads(r.segments_json) if r.segments_json else [])
+            ),
         )
 
     def get_run(self, run_id: int) -> RunRow:
@@ -510,12 +648,21 @@ class Store:
         with self.engine.connect() as conn:
             return [self._run_row(r) for r in conn.execute(query).all()]
 
-    def update_run(self, run_id: int, **fields: Any) -> None:
+    def update_run(self, run_id: int, **fields: Unpack[RunFields]) -> None:
         """Set columns of a run (status, handle, started_at, ended_at, error, cost_usd, ...).
 
-        ``settings`` and ``forecast`` are accepted as mappings and stored as JSON.
+        ``settings`` and ``forecast`` are accepted as mappings and stored as JSON. Status
+        changes go through :meth:`set_run_status`, which also keeps the run's running spans.
+
+        Raises:
+            TypeError: a name is not a column a run may set.
         """
-        values = dict(fields)
+        unknown = sorted(set(fields) - RUN_FIELDS)
+        if unknown:
+            raise TypeError(f"a run has no field {', '.join(unknown)}")
+        values: dict[str, Any] = dict(fields)
+        if "started_at" in values or "ended_at" in values:
+            values["segments_json"] = json.dumps(self._moved_span(run_id, values))
         if "settings" in values:
             values["settings_json"] = _dumps(values.pop("settings"))
         if "forecast" in values:
@@ -527,27 +674,83 @@ class Store:
             lambda c: c.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
         )
 
+    def _moved_span(self, run_id: int, values: Mapping[str, Any]) -> list[list[float | None]]:
+        """The run's spans after setting its start or end time directly (an import, a
+        platform's own times): the first span starts at started_at, the last ends at ended_at."""
+        run = self.get_run(run_id)
+        spans: list[list[float | None]] = [[a, b] for a, b in run.segments]
+        start = values.get("started_at", run.started_at)
+        end = values.get("ended_at", run.ended_at)
+        if start is None:
+            return spans
+        if not spans:
+            return [[float(start), None if end is None else max(float(end), float(start))]]
+        if "started_at" in values:
+            spans[0][0] = float(start)
+        if "ended_at" in values and end is not None:
+            spans[-1][1] = max(float(end), spans[-1][0] or float(end))
+        return spans
+
     def set_run_status(
         self,
         run_id: int,
-        status: str,
+        status: RunStatus,
         *,
         error: str | None = None,
         detail: str | None = None,
+        at: float | None = None,
     ) -> None:
-        """Move a run to ``status``, stamping started_at / ended_at as it goes."""
-        now = time.time()
+        """Move a run to ``status``, stamping started_at / ended_at and its running spans.
+
+        A span opens when the run starts running and closes when it ends (completed, failed,
+        cancelled, stopped); a resumed run opens a new one, so its wall time leaves out the
+        time it sat stopped (:meth:`RunRow.active_s`).
+
+        Args:
+            run_id: the run.
+            status: the new status.
+            error: the run's error sentence (kept when None).
+            detail: the status detail (cleared when None).
+            at: when it happened (default now), e.g. a cloud job's own end time.
+        """
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        now = time.time() if at is None else float(at)
         values: dict[str, Any] = {"status": status, "status_detail": detail}
         if error is not None:
             values["error"] = error
         run = self.get_run(run_id)
+        segments: list[list[float | None]] = [[a, b] for a, b in run.segments]
         if status == "running" and run.started_at is None:
             values["started_at"] = now
-        if status in ("queued", "running"):
+        if status == "running":
+            _open_segment(segments, now)
+        if status in ACTIVE_STATUSES:
             values["ended_at"] = None
         else:
             values["ended_at"] = now
-        self.update_run(run_id, **values)
+            _close_segment(segments, now)
+        values["segments_json"] = json.dumps(segments)
+        values = {k: _clean(v) for k, v in values.items()}
+        self._write(
+            lambda c: c.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+        )
+
+    def set_run_span(self, run_id: int, started_at: float | None, ended_at: float | None) -> None:
+        """Set a run's one running span from its platform's own times (a cloud job's start
+        and end), replacing the times seen when polling."""
+        if started_at is None:
+            return
+        end = None if ended_at is None else max(float(ended_at), float(started_at))
+        values: dict[str, Any] = {
+            "started_at": float(started_at),
+            "segments_json": json.dumps([[float(started_at), end]]),
+        }
+        if end is not None:
+            values["ended_at"] = end
+        self._write(
+            lambda c: c.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+        )
 
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's worker is alive now."""
@@ -565,41 +768,38 @@ class Store:
         self._write(_delete)
 
     # -- trials
-    def upsert_trial(self, run_id: int, trial_key: str, **fields: Any) -> int:
+    def upsert_trial(self, run_id: int, trial_key: str, **fields: Unpack[TrialFields]) -> int:
         """Insert or update the trial ``trial_key`` of a run; return its id.
 
-        Fields: number, params (mapping), status, objective, metrics (mapping), started_at,
-        ended_at, duration_s, billable_s, cost_usd, seed, instance_type, error. Omitted fields
-        keep their stored value.
+        Fields are those of :class:`~core.backends.records.TrialFields`; omitted fields keep
+        their stored value. A new trial without a number gets the next one.
+
+        Raises:
+            TypeError: a name is not a trial field.
         """
-        values = dict(fields)
-        if "params" in values:
-            values["params_json"] = _dumps(values.pop("params"))
-        if "metrics" in values:
-            values["metrics_json"] = _dumps(values.pop("metrics"))
-        values = {k: _clean(v) for k, v in values.items()}
+        check_fields(fields)
+        values = _trial_values(fields)
+        return int(self._write(lambda conn: _upsert_trial(conn, run_id, str(trial_key), values)))
 
-        def _upsert(conn: Connection) -> int:
-            existing = conn.execute(
-                sa.select(trials.c.id).where(
-                    trials.c.run_id == run_id, trials.c.trial_key == str(trial_key)
-                )
-            ).scalar()
-            if existing is not None:
-                if values:
-                    conn.execute(sa.update(trials).where(trials.c.id == existing).values(**values))
-                return int(existing)
-            if "number" not in values:
-                count = conn.execute(
-                    sa.select(sa.func.count()).where(trials.c.run_id == run_id)
-                ).scalar()
-                values["number"] = int(count or 0)
-            result = conn.execute(
-                sa.insert(trials).values(run_id=run_id, trial_key=str(trial_key), **values)
-            )
-            return int(_first_key(result))
+    def write_trial(self, run_id: int, record: TrialRecord) -> int:
+        """Write one trial record and its epochs in one transaction; return the trial's id.
 
-        return int(self._write(_upsert))
+        Every field of the record is written (None clears a stored value), except a missing
+        ``number``, which keeps the stored one. Epochs are upserted by number.
+        """
+        fields = record.fields()
+        if fields.get("number") is None:
+            fields.pop("number")
+        values = _trial_values(fields)
+        rows = [_epoch_values(e) for e in record.epochs]
+
+        def _put(conn: Connection) -> int:
+            trial_id = _upsert_trial(conn, run_id, str(record.key), values)
+            for row in rows:
+                _upsert_epoch(conn, trial_id, row)
+            return trial_id
+
+        return int(self._write(_put))
 
     @staticmethod
     def _trial_row(r: Any) -> TrialRow:
@@ -642,31 +842,21 @@ class Store:
             return {s: int(n) for s, n in conn.execute(query).all()}
 
     # -- epochs
-    def add_epoch(
-        self,
-        trial_id: int,
-        epoch: int,
-        metrics: Mapping[str, Any],
-        *,
-        wall_s: float | None = None,
-    ) -> None:
+    def add_epoch(self, trial_id: int, record: EpochRecord) -> None:
         """Record (or replace) one finished epoch of a trial."""
+        row = _epoch_values(record)
+        self._write(lambda conn: _upsert_epoch(conn, trial_id, row))
 
-        def _put(conn: Connection) -> None:
-            conn.execute(
-                sa.delete(epochs).where(epochs.c.trial_id == trial_id, epochs.c.epoch == epoch)
-            )
-            conn.execute(
-                sa.insert(epochs).values(
-                    trial_id=trial_id,
-                    epoch=int(epoch),
-                    metrics_json=_dumps(dict(metrics)),
-                    wall_s=_clean(wall_s),
-                    at=time.time(),
-                )
-            )
-
-        self._write(_put)
+    def epoch_counts(self, run_id: int) -> dict[int, int]:
+        """Return how many epochs each trial of a run has stored, by trial id."""
+        query = (
+            sa.select(epochs.c.trial_id, sa.func.count())
+            .join(trials, epochs.c.trial_id == trials.c.id)
+            .where(trials.c.run_id == run_id)
+            .group_by(epochs.c.trial_id)
+        )
+        with self.engine.connect() as conn:
+            return {int(t): int(n) for t, n in conn.execute(query).all()}
 
     def list_epochs(self, trial_id: int) -> list[dict[str, Any]]:
         """Return a trial's epochs as dicts: epoch, wall_s, at and each metric."""
@@ -892,11 +1082,11 @@ class Store:
                 raise StoreError(f"{path} is empty: it needs a header row and a row per trial.")
             for line, row in enumerate(reader, start=2):
                 try:
-                    key, fields = _parse_import_row(row, line)
+                    record = _parse_import_row(row, line)
                 except ValueError as err:
                     report.errors.append((line, str(err)))
                     continue
-                self.upsert_trial(run_id, key, **fields)
+                self.write_trial(run_id, record)
                 report.added += 1
         return report
 
@@ -918,6 +1108,8 @@ _RESERVED = {
     "backend",
     "run_id",
     "number",
+    "seed",
+    "instance_type",
 }
 
 
@@ -933,7 +1125,7 @@ def _num(value: str | None, column: str, line: int) -> float | None:
     return out
 
 
-def _parse_import_row(row: Mapping[str, str | None], line: int) -> tuple[str, dict[str, Any]]:
+def _parse_import_row(row: Mapping[str, str | None], line: int) -> TrialRecord:
     key = next((row[c] for c in _KEY_COLS if row.get(c)), None)
     if not key:
         raise ValueError(f"line {line}: no trial id (a column named trial or trial_key).")
@@ -950,15 +1142,6 @@ def _parse_import_row(row: Mapping[str, str | None], line: int) -> tuple[str, di
         )
     if status == "completed" and objective is None:
         raise ValueError(f"line {line}: a completed trial needs an objective value.")
-    fields: dict[str, Any] = {
-        "status": status,
-        "objective": objective,
-        "duration_s": _num(row.get(dur_col) if dur_col else None, dur_col or "duration_s", line),
-        "billable_s": _num(row.get("billable_s"), "billable_s", line),
-        "cost_usd": _num(row.get("cost_usd"), "cost_usd", line),
-        "started_at": _num(row.get("started_at"), "started_at", line),
-        "ended_at": _num(row.get("ended_at"), "ended_at", line),
-    }
     params: dict[str, Any] = {}
     for col, value in row.items():
         if col is None or col in _RESERVED or value is None or value == "":
@@ -969,7 +1152,18 @@ def _parse_import_row(row: Mapping[str, str | None], line: int) -> tuple[str, di
             params[name] = int(number) if number.is_integer() and "." not in value else number
         except ValueError:
             params[name] = value
-    fields["params"] = params
-    if objective is not None:
-        fields["metrics"] = {"objective": objective}
-    return str(key), fields
+    seed = _num(row.get("seed"), "seed", line)
+    return TrialRecord(
+        key=str(key),
+        params=params,
+        status=next(s for s in TRIAL_STATUSES if s == status),
+        objective=objective,
+        metrics={"objective": objective} if objective is not None else {},
+        started_at=_num(row.get("started_at"), "started_at", line),
+        ended_at=_num(row.get("ended_at"), "ended_at", line),
+        duration_s=_num(row.get(dur_col) if dur_col else None, dur_col or "duration_s", line),
+        billable_s=_num(row.get("billable_s"), "billable_s", line),
+        cost_usd=_num(row.get("cost_usd"), "cost_usd", line),
+        seed=None if seed is None else int(seed),
+        instance_type=row.get("instance_type") or None,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,10 +66,8 @@ def best_completed(run: RunRow, trials: list[Any]) -> float | None:
 
 
 def _run_elapsed(run: RunRow, now: float | None = None) -> float | None:
-    if run.started_at is None:
-        return None
-    end = run.ended_at if run.ended_at is not None else (now or time.time())
-    return max(0.0, end - run.started_at)
+    """The run's wall time: the time it was running, not the time it sat stopped."""
+    return run.wall_s(now)
 
 
 def runs_overview(store: Store, *, limit: int = 50, study_id: int | None = None) -> pd.DataFrame:
@@ -221,9 +219,14 @@ def run_totals(store: Store, trials: pd.DataFrame, group: str = "platform") -> p
     return pd.DataFrame(rows)
 
 
-def with_progress_columns(trials: pd.DataFrame) -> pd.DataFrame:
+def with_progress_columns(
+    trials: pd.DataFrame, runs: Mapping[int, RunRow] | None = None
+) -> pd.DataFrame:
     """Add ``elapsed_s`` (since the run's first trial started) and ``spent_usd`` (cumulative
     cost of the run's finished trials) to the per-trial table, for time- and dollars-to-accuracy.
+
+    With ``runs``, elapsed time counts only the time each run was running: a trial that ended
+    after a resume is placed without the time the run sat stopped (RunRow.active_s).
     """
     if trials.empty:
         return trials.assign(elapsed_s=pd.Series(dtype=float), spent_usd=pd.Series(dtype=float))
@@ -232,6 +235,14 @@ def with_progress_columns(trials: pd.DataFrame) -> pd.DataFrame:
     ended = pd.to_numeric(out["ended_at"], errors="coerce")
     first = started.groupby(out["run_id"]).transform("min")
     out["elapsed_s"] = ended - first
+    for rid, run in (runs or {}).items():
+        mine = out["run_id"] == rid
+        if not run.segments or not mine.any():
+            continue
+        origin = run.active_s(float(first[mine].iloc[0]))
+        out.loc[mine, "elapsed_s"] = [
+            run.active_s(float(t)) - origin if pd.notna(t) else float("nan") for t in ended[mine]
+        ]
     cost = pd.to_numeric(out["cost_usd"], errors="coerce").fillna(0.0)
     order = out.assign(_end=ended, _cost=cost).sort_values(["run_id", "_end"])
     out["spent_usd"] = order.groupby("run_id")["_cost"].cumsum().reindex(out.index)
@@ -283,7 +294,8 @@ def compare_view(
     from core import charts
     from core.errors import CloudTuneError
 
-    trials = with_progress_columns(compare_frame(store, run_ids=run_ids))
+    runs = {int(r): store.get_run(int(r)) for r in run_ids}
+    trials = with_progress_columns(compare_frame(store, run_ids=run_ids), runs)
     done = trials[trials["status"] == "completed"] if not trials.empty else trials
     totals = run_totals(store, trials, group)
     ref = PUBLISHED_REFERENCE if reference and group == "platform" else None

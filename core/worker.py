@@ -31,9 +31,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from core.backends.records import EpochRecord, TrialRecord, trial_seed
 from core.errors import CloudTuneError
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store, data_home
@@ -156,29 +158,29 @@ class StoreEvents:
             self.ids[key] = self.store.upsert_trial(self.run_id, key)
         return self.ids[key]
 
-    def trial_started(self, trial: Any) -> None:
+    def _record(self, trial: Any, started: float) -> TrialRecord:
+        """A KerasTuner trial as the one trial record: running, with its parameters and seed."""
         from core.hypermodel import space_values, trial_epochs
 
+        values = trial.hyperparameters.values
+        number = int(trial.trial_id) if str(trial.trial_id).isdigit() else None
+        return TrialRecord(
+            key=str(trial.trial_id),
+            number=number,
+            params=space_values(self.spec, values),
+            started_at=started,
+            seed=trial_seed(self.spec.seed, number),
+            metrics={"epochs_planned": trial_epochs(self.spec, values)[1]},
+        )
+
+    def trial_started(self, trial: Any) -> None:
         now = time.time()
         self.started[trial.trial_id] = now
-        values = trial.hyperparameters.values
-        fields: dict[str, Any] = {
-            "params": space_values(self.spec, values),
-            "status": "running",
-            "started_at": now,
-            "ended_at": None,
-            "duration_s": None,
-            "objective": None,
-            "error": None,
-            "seed": self.spec.seed,
-            "metrics": {"epochs_planned": trial_epochs(self.spec, values)[1]},
-        }
-        if str(trial.trial_id).isdigit():
-            fields["number"] = int(trial.trial_id)
-        self.ids[trial.trial_id] = self.store.upsert_trial(self.run_id, trial.trial_id, **fields)
+        record = self._record(trial, now)
+        self.ids[trial.trial_id] = self.store.write_trial(self.run_id, record)
 
     def trial_ended(self, trial: Any) -> None:
-        from core.hypermodel import failure_message, trial_epochs
+        from core.hypermodel import failure_message
 
         now = time.time()
         started = self.started.pop(trial.trial_id, None)
@@ -190,25 +192,30 @@ class StoreEvents:
             started = row.started_at if row and row.started_at else now
         duration = max(0.0, now - started)
         ok = trial.status == "COMPLETED" and trial.score is not None
-        fields: dict[str, Any] = {
-            "status": "completed" if ok else "failed",
-            "ended_at": now,
-            "duration_s": duration,
-            "billable_s": duration,
-            "cost_usd": duration * self.rate / 3600,
-            "metrics": {
-                **_final_metrics(trial),
-                "epochs_planned": trial_epochs(self.spec, trial.hyperparameters.values)[1],
-            },
-            "objective": float(trial.score) if ok else None,
-        }
         message = failure_message(getattr(trial, "message", None))
-        if not ok and message:
-            fields["error"] = message
+        base = self._record(trial, started)
+        record = replace(
+            base,
+            status="completed" if ok else "failed",
+            objective=float(trial.score) if ok else None,  # KerasTuner's best step
+            metrics={**_final_metrics(trial), **base.metrics},
+            ended_at=now,
+            duration_s=duration,
+            billable_s=duration,
+            cost_usd=duration * self.rate / 3600,
+            error=None if ok else (message or self._stored_error(trial.trial_id)),
+        )
         if not ok:
             self.last_error = message or self.last_error
-        self.store.upsert_trial(self.run_id, trial.trial_id, **fields)
+        self.store.write_trial(self.run_id, record)
         self.clock.save()
+
+    def _stored_error(self, trial_id: str) -> str | None:
+        """The error the training process wrote for a trial (see trial_failed), if any."""
+        row = next(
+            (t for t in self.store.list_trials(self.run_id) if t.trial_key == trial_id), None
+        )
+        return row.error if row is not None else None
 
     def trial_failed(self, trial_id: str, sentence: str) -> None:
         """Record why a trial failed (the process that trained it knows; the chief may not)."""
@@ -218,7 +225,7 @@ class StoreEvents:
     def epoch_ended(
         self, trial_id: str, epoch: int, logs: Mapping[str, Any], wall_s: float
     ) -> None:
-        self.store.add_epoch(self.trial_id(trial_id), epoch, logs, wall_s=wall_s)
+        self.store.add_epoch(self.trial_id(trial_id), EpochRecord(epoch, dict(logs), wall_s))
 
     def stop_reason(self) -> str | None:
         run = self.store.get_run(self.run_id)

@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import os
-from collections.abc import Iterator
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+from tests.trainer_output import TrainerRun, default_curve, trainer_run
 
 ACCOUNT = "123456789012"
 """moto's default account."""
@@ -122,21 +128,31 @@ class FakeAWS:
         status: str = "Completed",
         objective: float = 0.8,
         billable_s: int = 100,
+        curve: list[float] | None = None,
     ) -> list[str]:
         """Create ``n`` training jobs of a tuning job in moto, as SageMaker would; return names.
 
-        Completed jobs get a final objective (``objective`` + 0.01 per trial), metrics,
-        start and end times and billable seconds; failed ones a failure reason.
+        Each trial's log is what the real trainer prints (tests/trainer_output.py) for a
+        validation-accuracy curve: ``curve``, else one rising to ``objective`` + 0.01 per
+        trial. Completed jobs get SageMaker's final metrics (the last match of each of the
+        request's MetricDefinitions regexes in that log), start and end times and billable
+        seconds; failed ones a failure reason.
         """
         job = self.tuning_job(job_name)
         names = self.trials.setdefault(job_name, [])
         for _ in range(n):
-            names.append(self._create_trial(job, len(names), status, objective, billable_s))
+            names.append(self._create_trial(job, len(names), status, objective, billable_s, curve))
         self._update_counters(job)
         return names[-n:] if n else []
 
     def _create_trial(
-        self, job: Any, index: int, status: str, objective: float, billable_s: int
+        self,
+        job: Any,
+        index: int,
+        status: str,
+        objective: float,
+        billable_s: int,
+        curve: list[float] | None = None,
     ) -> str:
         definition = job.training_job_definition
         config = job.hyper_parameter_tuning_job_config
@@ -169,9 +185,19 @@ class FakeAWS:
         trial.final_metric_data_list = []
         trial.training_job_status = trial.secondary_status = "InProgress"
         trial.epochs_logged = 0
+        # moto puts a metric definition of its own on every training job: SageMaker copies the
+        # tuning job's definition's
+        spec = definition["AlgorithmSpecification"]
+        trial.algorithm_specification["MetricDefinitions"] = copy.deepcopy(
+            spec.get("MetricDefinitions") or []
+        )
+        trial.curve = curve or default_curve(objective + 0.01 * index, _epochs(trial))
+        trial.trainer = _trainer(name, trial.hyper_parameters)
+        trial.chunks = []
         self._log(name, ["Invoking script with the following command:", "dataset: digits"])
-        if _epochs(trial) > 1:  # a running trial has printed its first epoch
-            self._log_epochs(trial, 1, objective + 0.01 * index)
+        self._log(name, list(trial.trainer.lines))
+        if len(trial.curve) > 1:  # a running trial has printed its first epoch
+            self._log_epochs(trial, 1)
         if status != "InProgress":
             self._end_trial(trial, index, status, objective, billable_s)
         return name
@@ -189,15 +215,14 @@ class FakeAWS:
             trial.failure_reason = "AlgorithmError: the trainer exited with status 1"
             self._log(trial.training_job_name, ["Traceback (most recent call last):"])
             return
-        value = round(objective + 0.01 * index, 4)
-        total = _epochs(trial)
-        self._log_epochs(trial, total - 1 if self.logs_lag else total, value)
-        trial.final_value = value
-        trial.final_metric_data_list = [
-            {"MetricName": "val_accuracy", "Value": value, "Timestamp": start},
-            {"MetricName": "val_loss", "Value": round(1 - value, 4), "Timestamp": start},
-            {"MetricName": "epoch", "Value": float(total), "Timestamp": start},
-        ]
+        total = len(trial.curve)
+        self._report(trial, total)  # the final metrics come from the whole of stdout
+        self._log_epochs(trial, total - 1 if self.logs_lag else total)
+        trial.final_metric_data_list = _final_metrics(
+            trial.algorithm_specification.get("MetricDefinitions") or [],
+            trial.trainer.lines,
+            start,
+        )
 
     def flush_logs(self) -> None:
         """Deliver the last epoch lines held back while ``logs_lag`` was set."""
@@ -206,7 +231,7 @@ class FakeAWS:
             for name in names:
                 trial = self.sagemaker().training_jobs[name]
                 if trial.training_job_status == "Completed":
-                    self._log_epochs(trial, _epochs(trial), trial.final_value)
+                    self._log_epochs(trial, len(trial.curve))
 
     # -- CloudWatch Logs: what the trainer prints, as SageMaker stores it
     def _log(self, training_job: str, lines: list[str]) -> None:
@@ -224,21 +249,19 @@ class FakeAWS:
             events.append({"timestamp": self._clock, "message": line})
         logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
-    def _log_epochs(self, trial: Any, upto: int, final: float) -> None:
-        """Print epochs after the last one logged, up to ``upto``, as core.trainer.train does."""
-        from core.trainer.train import epoch_lines
+    @staticmethod
+    def _report(trial: Any, upto: int) -> None:
+        """The trainer trains (and prints) epochs up to ``upto``: its stdout."""
+        while len(trial.chunks) < upto:
+            epoch = len(trial.chunks) + 1
+            before = len(trial.trainer.lines)
+            trial.trainer.epochs([trial.curve[epoch - 1]], first=epoch)
+            trial.chunks.append(trial.trainer.lines[before:])
 
-        lines: list[str] = []
-        total = _epochs(trial)
-        for epoch in range(trial.epochs_logged + 1, upto + 1):
-            acc = round(final - 0.05 * (total - epoch), 4)
-            metrics = {
-                "train_loss": round(1.2 - acc, 4),
-                "train_accuracy": round(acc - 0.02, 4),
-                "val_loss": round(1 - acc, 4),
-                "val_accuracy": acc,
-            }
-            lines += epoch_lines(epoch, metrics, 2.5 + epoch)
+    def _log_epochs(self, trial: Any, upto: int) -> None:
+        """CloudWatch Logs receives the trainer's epoch lines after the last one, up to ``upto``."""
+        self._report(trial, upto)
+        lines = [line for chunk in trial.chunks[trial.epochs_logged : upto] for line in chunk]
         trial.epochs_logged = max(trial.epochs_logged, upto)
         if lines:
             self._log(trial.training_job_name, lines)
@@ -320,6 +343,32 @@ class FakeAWS:
 
 def _epochs(trial: Any) -> int:
     return int(float(trial.hyper_parameters.get("epochs", 1)))
+
+
+def _trainer(name: str, hyper_parameters: Mapping[str, Any]) -> TrainerRun:
+    """The trainer as SageMaker starts it: hyperparameters.json (JSON-encoded strings) and
+    TRAINING_JOB_NAME in the container's environment."""
+    with tempfile.TemporaryDirectory() as folder:
+        values = {k: json.dumps(str(v)) for k, v in hyper_parameters.items()}
+        (Path(folder) / "hyperparameters.json").write_text(json.dumps(values), encoding="utf-8")
+        env = {"SM_INPUT_CONFIG_DIR": folder, "TRAINING_JOB_NAME": name, "SM_MODEL_DIR": folder}
+        return trainer_run([], env)
+
+
+def _final_metrics(
+    definitions: list[dict[str, str]], lines: list[str], when: datetime
+) -> list[dict[str, Any]]:
+    """SageMaker's FinalMetricDataList: each definition's regex, its last match in the log."""
+    out = []
+    for definition in definitions:
+        value = None
+        for line in lines:
+            match = re.search(definition["Regex"], line)
+            if match:
+                value = float(match.group(1))
+        if value is not None:
+            out.append({"MetricName": definition["Name"], "Value": value, "Timestamp": when})
+    return out
 
 
 def _trial_name(job_name: str, index: int) -> str:

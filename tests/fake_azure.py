@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import json
 import math
 import os
 import random
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -36,10 +38,18 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import create_autospec
 
+from tests.trainer_output import TrainerRun, trainer_run
+
 _JOB = re.compile(
     r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
     r"Microsoft\.MachineLearningServices/workspaces/([^/]+)/jobs/([^/?]+)(/cancel)?$"
 )
+_COMPUTE = re.compile(
+    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
+    r"Microsoft\.MachineLearningServices/workspaces/([^/]+)/computes/([^/?]+)$"
+)
+COMPUTES = {"cpu-cluster": "STANDARD_DS3_V2", "gpu-cluster": "STANDARD_NC6S_V3"}
+"""The workspace's compute clusters and their VM sizes (the service writes them in capitals)."""
 T0 = 1_740_000_000.0
 """When the fake's trials start (epoch seconds)."""
 
@@ -140,6 +150,10 @@ class FakeAzureML:
         self.epochs = epochs
         self.jobs: dict[str, dict[str, Any]] = {}
         self.submitted: dict[str, Any] = {}
+        self.trainer_runs: dict[str, TrainerRun] = {}
+        """"<sweep>_<n>" -> what the trainer reported for trial n (configuration, lines)."""
+        self.computes: dict[str, str] = dict(COMPUTES)
+        """Compute cluster name -> VM size, as the workspace reports it."""
         self.calls: list[tuple[str, str]] = []
         self.cancels: list[str] = []
         self.authorizations: list[str] = []
@@ -225,6 +239,10 @@ class FakeAzureML:
         client.jobs.create_or_update = create_autospec(  # type: ignore[method-assign]
             client.jobs.create_or_update, side_effect=self.submit
         )
+        # MLClient hands its other operations enforce_https=False when its endpoint is plain
+        # http (this fake); azure-ai-ml 1.35 forgets to for the compute operations
+        rest = client.compute._operation
+        rest.get = functools.partial(rest.get, enforce_https=False)
         return client
 
     def submit(self, job: Any, **kwargs: Any) -> Any:
@@ -320,6 +338,7 @@ class FakeAzureML:
         epochs: int | None = None,
         params: Mapping[str, Any] | None = None,
         accuracy: float | None = None,
+        curve: list[float] | None = None,
     ) -> str:
         """Write trial ``index`` of sweep ``name`` as a child run; return its run id.
 
@@ -330,6 +349,10 @@ class FakeAzureML:
             epochs: epochs logged (default: the fake's, else the job's --epochs).
             params: the hyperparameters (default: drawn from the job's search space).
             accuracy: the last epoch's val_accuracy (default: drawn).
+            curve: the val_accuracy of each epoch (default: rising to ``accuracy``).
+
+        The metrics are what the real trainer logs (tests/trainer_output.py), started with the
+        job's command line, the trial's values substituted, as Azure ML starts it.
         """
         client = self.mlflow()
         experiment = self.experiment_id(name)
@@ -344,25 +367,34 @@ class FakeAzureML:
             tags={"mlflow.parentRunId": parent, "hyperparameters": json.dumps(values)},
         )
         run_id = str(run.info.run_id)
+        trainer = self.trainer(name, index, values)
         for key, value in values.items():  # the trainer logs its params as text
             client.log_param(run_id, key, str(value))
-        count = epochs or self.epochs or self.job_epochs(name)
+        count = len(curve) if curve else (epochs or self.epochs or self.job_epochs(name))
         final = accuracy if accuracy is not None else round(rng.uniform(0.6, 0.95), 4)
-        for epoch in range(1, count + 1):
-            share = epoch / count
-            stamp = int((start + share * self.trial_seconds * 0.9) * 1000)
-            metrics = {  # the names the trainer logs, per epoch counted from 1
-                "val_accuracy": round(final - (1 - share) * 0.2, 4),
-                "val_loss": round(1.5 - share, 4),
-                "train_accuracy": round(final - (1 - share) * 0.15, 4),
-                "train_loss": round(1.4 - share, 4),
-            }
+        curve = curve or [round(final - (1 - e / count) * 0.2, 4) for e in range(1, count + 1)]
+
+        def sink(epoch: int, metrics: Mapping[str, float]) -> None:  # MlflowLogger.sink's call
+            stamp = int((start + epoch / count * self.trial_seconds * 0.9) * 1000)
             for key, value in metrics.items():
                 client.log_metric(run_id, key, value, step=epoch, timestamp=stamp)
+
+        trainer.epochs(curve, sinks=[sink])
+        self.trainer_runs[f"{name}_{index}"] = trainer
         if status != "RUNNING":
             end = int((start + self.trial_seconds) * 1000)
             client.set_terminated(run_id, status, end_time=end)
         return run_id
+
+    def trainer(self, name: str, index: int, values: Mapping[str, Any]) -> TrainerRun:
+        """The trainer as Azure ML starts trial ``index``: the command with its values."""
+        command = str(self.jobs[name]["properties"]["trial"]["command"])
+        command = command.replace("${{inputs.data}}", "/mnt/azureml/inputs/data")
+        for key, value in values.items():
+            command = command.replace(f"${{{{search_space.{key}}}}}", str(value))
+            command = command.replace(f"${{{{inputs.{key}}}}}", str(value))
+        argv = shlex.split(command)[2:]  # python train.py ...
+        return trainer_run(argv, {"AZUREML_RUN_ID": f"{name}_{index}"})
 
     def job_epochs(self, name: str) -> int:
         """Return the --epochs of the job's trial command (2 when absent)."""
@@ -422,6 +454,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         fake.calls.append((method, path))
         fake.authorizations.append(self.headers.get("Authorization", ""))
+        compute = _COMPUTE.match(path)
+        if compute is not None and method == "GET":
+            self._compute(compute.group(4), path)
+            return
         match = _JOB.match(path)
         if match is None:
             self._not_found(f"Resource {path}")
@@ -440,6 +476,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(202)
             return
         self._send(405, {"error": {"code": "UserError", "message": f"{method} not supported"}})
+
+    def _compute(self, name: str, path: str) -> None:
+        """GET a compute: the ARM body of an AmlCompute cluster, with its VM size."""
+        size = self.owner.computes.get(name)
+        if size is None:
+            self._not_found(f"Compute {name}")
+            return
+        self._send(
+            200,
+            {
+                "id": path,
+                "name": name,
+                "type": "Microsoft.MachineLearningServices/workspaces/computes",
+                "location": "eastus",
+                "properties": {
+                    "computeType": "AmlCompute",
+                    "provisioningState": "Succeeded",
+                    "properties": {
+                        "vmSize": size,
+                        "vmPriority": "Dedicated",
+                        "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0},
+                    },
+                },
+            },
+        )
 
     def do_GET(self) -> None:  # noqa: N802
         self._route("GET")

@@ -21,13 +21,17 @@ import itertools
 import json
 import random
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.trainer_output import TrainerRun, trainer_run
 
 JOB_STATES = {
     "JOB_STATE_UNSPECIFIED": 0,
@@ -77,6 +81,8 @@ class FakeVertex:
         self.base_time = datetime.now(UTC).replace(microsecond=0)
         self.cancelling_reads = cancelling_reads
         self._cancelling: dict[str, int] = {}
+        self.trainer_runs: dict[str, TrainerRun] = {}
+        """"<job name>/<trial id>" -> what the trainer reported (its configuration, lines)."""
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -144,8 +150,16 @@ class FakeVertex:
         metric_value: float | None = None,
         epochs: int = 0,
         seed: int | None = None,
+        curve: list[float] | None = None,
     ) -> dict[str, Any]:
-        """Add one trial (parameters drawn from the job's study spec) and return it."""
+        """Add one trial (parameters drawn from the job's study spec) and return it.
+
+        With ``curve`` (validation accuracy per epoch) or ``epochs``, the trial's measurements
+        are what the real trainer writes to the hypertune metrics file, started with the
+        job's arguments and the trial's parameters as Vertex AI starts it; a SUCCEEDED
+        trial's final measurement is then picked as the job's measurementSelectionType says
+        (the last one, or the best). Without either, it has one final measurement.
+        """
         with self._lock:
             job = self.job(name)
             trials = job.setdefault("trials", [])
@@ -160,32 +174,67 @@ class FakeVertex:
                 "parameters": [_draw(p, rng) for p in study["parameters"]],
                 "startTime": _stamp(start, 123456789),
             }
-            measurements = []
-            for step in range(1, epochs + 1):
-                value = round(0.5 + 0.4 * step / max(epochs, 1) - 0.01 * rng.random(), 6)
-                measurements.append(
-                    {
-                        "stepCount": str(step),
-                        "elapsedDuration": f"{self.trial_seconds * step / epochs:.1f}s",
-                        "metrics": [{"metricId": metric, "value": value}],
-                    }
-                )
+            if curve is None and epochs:
+                top = metric_value if metric_value is not None else 0.5 + 0.4 * rng.random()
+                curve = [
+                    round(top - 0.05 * (epochs - e) - 0.001 * e, 6) for e in range(1, epochs + 1)
+                ]
+                curve[-1] = round(top, 6)
+            measurements = self._measurements(job, trial, curve or [])
             if measurements:
                 trial["measurements"] = measurements
             if state in ("SUCCEEDED", "INFEASIBLE"):
                 trial["endTime"] = _stamp(start + timedelta(seconds=self.trial_seconds), 123456789)
             if state == "SUCCEEDED":
-                value = metric_value
-                if value is None:
-                    value = round(0.80 + 0.15 * rng.random(), 6)
-                trial["finalMeasurement"] = {
-                    "stepCount": str(max(epochs, 1)),
-                    "metrics": [{"metricId": metric, "value": value}],
-                }
+                if measurements:
+                    trial["finalMeasurement"] = _select(study, measurements)
+                else:
+                    value = metric_value
+                    if value is None:
+                        value = round(0.80 + 0.15 * rng.random(), 6)
+                    trial["finalMeasurement"] = {
+                        "stepCount": "1",
+                        "metrics": [{"metricId": metric, "value": value}],
+                    }
             if state == "INFEASIBLE":
                 trial["infeasibleReason"] = "The trainer exited with status 1."
             trials.append(trial)
             return trial
+
+    def _measurements(
+        self, job: dict[str, Any], trial: dict[str, Any], curve: list[float]
+    ) -> list[dict[str, Any]]:
+        """Run the trainer's reporting for ``curve`` and read its hypertune file back."""
+        if not curve:
+            return []
+        from core.trainer.train import HypertuneReporter
+
+        pool = job["trialJobSpec"]["workerPoolSpecs"][0]
+        args = list((pool.get("pythonPackageSpec") or {}).get("args") or [])
+        args += [f"--{p['parameterId']}={p['value']}" for p in trial["parameters"]]
+        with tempfile.TemporaryDirectory() as folder:
+            env = {
+                "CLOUD_ML_TRIAL_ID": trial["id"],
+                "CLOUD_ML_HP_METRIC_FILE": str(Path(folder) / "output.metrics"),
+            }
+            run = trainer_run(args, env)
+            reporter = HypertuneReporter(env, run.config.objective)
+            run.epochs(curve, sinks=[reporter.sink], seconds=self.trial_seconds / len(curve))
+            entries = [
+                json.loads(line)
+                for line in Path(env["CLOUD_ML_HP_METRIC_FILE"]).read_text().splitlines()
+            ]
+        self.trainer_runs[f"{job['name']}/{trial['id']}"] = run
+        metric = job["studySpec"]["metrics"][0]["metricId"]
+        return [
+            {
+                "stepCount": str(entry["global_step"]),
+                "elapsedDuration": f"{self.trial_seconds * int(entry['global_step']) / len(curve):.1f}s",
+                "metrics": [{"metricId": metric, "value": float(entry[metric])}],
+            }
+            for entry in entries
+            if metric in entry
+        ]
 
     def finish(self, name: str, n: int, metric: str = "val_accuracy") -> None:
         """Mark the job SUCCEEDED with ``n`` SUCCEEDED trials reporting ``metric``."""
@@ -266,6 +315,16 @@ def _draw(param: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     else:
         value = str(rng.choice(param["categoricalValueSpec"]["values"]))
     return {"parameterId": pid, "value": value}
+
+
+def _select(study: dict[str, Any], measurements: list[dict[str, Any]]) -> dict[str, Any]:
+    """The final measurement as Vertex AI picks it: the last one, or the best for the goal."""
+    selection = study.get("measurementSelectionType")
+    if selection not in (2, "BEST_MEASUREMENT"):
+        return measurements[-1]
+    goal = study["metrics"][0].get("goal")
+    sign = -1.0 if goal in (2, "MINIMIZE") else 1.0
+    return max(measurements, key=lambda m: sign * float(m["metrics"][0]["value"]))
 
 
 def _validate(body: dict[str, Any]) -> list[str]:

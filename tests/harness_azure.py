@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.backends.base import Backend
-from core.store import Store
+from core.store import RunRow, Store
 from tests.fake_azure import FakeAzureML, mlflow_store
 
 SETTINGS: dict[str, Any] = {
@@ -41,6 +41,22 @@ class Harness:
     finish: Callable[[str, int], None]
     fake: FakeAzureML | None = None
     backend_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def add_trial(self, run: RunRow, curve: list[float]) -> float:
+        """One FINISHED trial whose val_accuracy goes ``curve``; return the latest value of the
+        sweep's primary metric for it, which is what Azure ML ranks trials by."""
+        assert self.fake is not None and run.handle
+        self.fake.set_status(run.handle, "Running")
+        index = len(self.fake.trainer_runs)
+        run_id = self.fake.add_trial(run.handle, index, curve=curve)
+        primary = self.fake.jobs[run.handle]["properties"]["objective"]["primaryMetric"]
+        return float(self.fake.mlflow().get_run(run_id).data.metrics[primary])
+
+    def trainer_seed(self, run: RunRow, trial_key: str) -> int:
+        """The seed the trainer computed in the child run ``trial_key`` (AZUREML_RUN_ID)."""
+        assert self.fake is not None
+        name = self.fake.mlflow().get_run(trial_key).info.run_name
+        return int(self.fake.trainer_runs[name].config.trial_seed)
 
 
 @contextmanager

@@ -28,6 +28,10 @@ class Harness:
     backend: Backend
     settings: dict[str, Any] = field(default_factory=dict)
     finish: Callable[[str, int], None] = lambda handle, n: None
+    add_trial: Callable[[RunRow, list[float]], float] | None = None
+    """add_trial(run, curve): one completed trial whose val_accuracy goes ``curve``, written
+    by the worker's own store writer through a real KerasTuner oracle; returns KerasTuner's
+    score for it."""
 
 
 def _run_with_handle(store: Store, handle: str) -> RunRow:
@@ -78,9 +82,55 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
             f"{_log_tail(handle)}"
         )
 
+    oracles: dict[int, Any] = {}
+
+    def add_trial(run: RunRow, curve: list[float]) -> float:
+        return record_trial(store, run, curve, tmp_path, oracles)
+
     try:
-        yield Harness(backend=backend, settings={}, finish=finish)
+        yield Harness(backend=backend, settings={}, finish=finish, add_trial=add_trial)
     finally:
         for run in store.list_runs(statuses=ACTIVE_STATUSES):
             if run.backend == "local" and run.handle:
                 backend.cancel(run)
+
+
+def record_trial(
+    store: Store, run: RunRow, curve: list[float], folder: Path, oracles: dict[int, Any]
+) -> float:
+    """One trial through KerasTuner's own path, without training: the oracle hands it out,
+    the epochs are reported as the tuner's callback does, KerasTuner turns the history into
+    the trial's metrics at its best step (as ``Tuner.run_trial``'s caller does), and the
+    oracle ends it; the worker's ``StoreEvents`` writes it all. Returns KerasTuner's score.
+    """
+    import keras
+    from keras_tuner.src.engine import tuner_utils  # what BaseTuner itself calls
+
+    from core.hypermodel import kt_classes, make_oracle
+    from core.pricing import run_price
+    from core.spec import parse_spec
+    from core.worker import Clock, StoreEvents
+
+    spec = parse_spec(run.spec)
+    if run.id not in oracles:  # one oracle a run, as in the worker
+        rate = run_price(run, store) or 0.0
+        events = StoreEvents(store, run.id, spec, Clock(folder / "clock.json"), rate)
+        oracle = make_oracle(spec, events)
+        oracle._set_project_dir(str(folder / f"kt{run.id}"), "record")
+        hp = oracle.get_space()
+        kt_classes().HyperModel(spec, None).declare_hyperparameters(hp)
+        oracle.update_space(hp)
+        oracles[run.id] = oracle
+    oracle = oracles[run.id]
+    events = oracle.events
+    trial = oracle.create_trial("tuner0")
+    history = keras.callbacks.History()
+    history.history = {"val_accuracy": list(curve), "loss": [1.0 - v for v in curve]}
+    for epoch, value in enumerate(curve, start=1):
+        events.epoch_ended(trial.trial_id, epoch, {"val_accuracy": value}, 0.5)
+    metrics = tuner_utils.convert_to_metrics_dict(history, oracle.objective)
+    step = tuner_utils.get_best_step(history, oracle.objective)
+    oracle.update_trial(trial.trial_id, metrics, step=step)
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    return float(oracle.trials[trial.trial_id].score)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.backends.base import Backend
-from core.store import Store
+from core.store import RunRow, Store
 from tests.fake_aws import BUCKET, REGION, ROLE_ARN, FakeAWS, fake_aws
 
 SETTINGS: dict[str, Any] = {
@@ -41,6 +41,25 @@ class Harness:
     stopped: Callable[[str], bool]
     backend_kwargs: dict[str, Any] = field(default_factory=dict)
     fake: FakeAWS | None = None
+
+    def add_trial(self, run: RunRow, curve: list[float]) -> float:
+        """One completed training job whose val_accuracy goes ``curve``; return SageMaker's
+        final objective for it (the last match of the objective's regex in the log)."""
+        assert self.fake is not None and run.handle
+        (name,) = self.fake.add_trials(run.handle, 1, curve=curve)
+        job = self.fake.tuning_job(run.handle)
+        objective = job.hyper_parameter_tuning_job_config["HyperParameterTuningJobObjective"]
+        summary = self.fake.summaries(run.handle)
+        mine = next(s for s in summary if s["TrainingJobName"] == name)
+        metric = mine["FinalHyperParameterTuningJobObjectiveMetric"]
+        assert metric["MetricName"] == objective["MetricName"]
+        return float(metric["Value"])
+
+    def trainer_seed(self, run: RunRow, trial_key: str) -> int:
+        """The seed the trainer computed in the training job ``trial_key``."""
+        assert self.fake is not None
+        trial = self.fake.sagemaker().training_jobs[trial_key]
+        return int(trial.trainer.config.trial_seed)
 
 
 @contextmanager

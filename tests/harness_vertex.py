@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.backends.base import Backend
-from core.store import Store
+from core.store import RunRow, Store
 from tests.fake_vertex import FakeVertex
 
 SETTINGS: dict[str, Any] = {
@@ -51,6 +51,20 @@ class Harness:
     finish: Callable[[str, int], None]
     fake: FakeVertex | None = None
     backend_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def add_trial(self, run: RunRow, curve: list[float]) -> float:
+        """One SUCCEEDED trial whose val_accuracy goes ``curve``; return the value of the final
+        measurement Vertex AI selected for it (the job's measurementSelectionType)."""
+        assert self.fake is not None and run.handle
+        self.fake.set_state(run.handle, "JOB_STATE_RUNNING")
+        trial = self.fake.add_trial(run.handle, curve=curve)
+        return float(trial["finalMeasurement"]["metrics"][0]["value"])
+
+    def trainer_seed(self, run: RunRow, trial_key: str) -> int:
+        """The seed the trainer computed in trial ``trial_key`` (CLOUD_ML_TRIAL_ID)."""
+        assert self.fake is not None and run.handle
+        job = self.fake.job(run.handle)
+        return int(self.fake.trainer_runs[f"{job['name']}/{trial_key}"].config.trial_seed)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import math
 import random
 from typing import Any
 
+from core.backends.records import EpochRecord
 from core.spec import parse_spec
 from core.store import Store
 
@@ -109,12 +110,11 @@ def _seed_run(
         )
         for epoch in range(spec.budget.epochs):
             share = (epoch + 1) / spec.budget.epochs
-            store.add_epoch(
-                trial_id,
-                epoch,
-                {"val_accuracy": round(acc - 0.08 * (1 - share), 4), "loss": round(1.2 - share, 4)},
-                wall_s=round(duration * share, 1),
-            )
+            metrics = {
+                "val_accuracy": round(acc - 0.08 * (1 - share), 4),
+                "loss": round(1.2 - share, 4),
+            }
+            store.add_epoch(trial_id, EpochRecord(epoch, metrics, round(duration * share, 1)))
     store.update_run(
         run_id,
         status="completed",

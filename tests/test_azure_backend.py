@@ -182,7 +182,8 @@ def test_published_study_translates_as_in_the_paper() -> None:
     assert request["sampling_algorithm"] == "bayesian"
     assert "early_termination" not in request
     assert request["limits"] == {"max_concurrent_trials": 3, "max_total_trials": 20}
-    assert request["objective"] == {"goal": "maximize", "primary_metric": "val_accuracy"}
+    # the trainer's running best: Azure ML reads the latest value, the best epoch so far
+    assert request["objective"] == {"goal": "maximize", "primary_metric": "val_accuracy_best"}
     assert request["search_space"]["learning_rate"] == {
         "type": "uniform",
         "min_value": 0.001,
@@ -195,7 +196,7 @@ def test_published_study_translates_as_in_the_paper() -> None:
 
 def test_keras_metric_names_become_the_names_the_trainer_logs() -> None:
     request = ar.build_request(_spec(objective={"metric": "loss", "goal": "min"}), BASE)
-    assert request["objective"] == {"goal": "minimize", "primary_metric": "train_loss"}
+    assert request["objective"] == {"goal": "minimize", "primary_metric": "train_loss_best"}
     assert ar.keras_metric("train_accuracy") == "accuracy"
     assert ar.keras_metric("val_accuracy") == "val_accuracy"
 
@@ -425,7 +426,8 @@ def test_status_comes_from_the_real_mlclient_over_http(azure: Harness, store: St
         assert store.get_run(run_id).status == mapped
     assert result.error is not None and f"https://ml.azure.com/runs/{handle}" in result.error
     gets = [path for method, path in azure.fake.calls if method == "GET"]
-    assert len(gets) == 5 and all(path.endswith(f"/jobs/{handle}") for path in gets)
+    assert gets[0].endswith("/computes/cpu-cluster")  # the launch reads the cluster's VM size
+    assert len(gets) == 6 and all(path.endswith(f"/jobs/{handle}") for path in gets[1:])
     assert set(azure.fake.authorizations) == {f"Bearer {FAKE_TOKEN}"}
 
 
@@ -502,9 +504,10 @@ def test_cost_cap_stops_the_sweep(azure: Harness, store: Store) -> None:
     for index in range(2):  # 2 x 60 s at $0.229/h = $0.0076
         azure.fake.add_trial(handle, index)
     result = azure.backend.poll(store.get_run(run_id))
-    assert result.status == "stopped" and result.detail is not None
-    assert result.detail.startswith("stopped: budget reached")
+    assert str(result.detail).startswith("stopped: budget reached: budget.max_cost_usd")
     assert azure.fake.cancels == [handle]
+    result = azure.backend.poll(store.get_run(run_id))  # Azure ML has cancelled it
+    assert result.status == "stopped" and "max_cost_usd" in str(result.detail)
 
 
 def test_cancel_restart_and_import(azure: Harness, store: Store) -> None:
@@ -514,7 +517,7 @@ def test_cancel_restart_and_import(azure: Harness, store: Store) -> None:
     run_id, handle = _launched(azure, store, spec)
     azure.backend.cancel(store.get_run(run_id))
     assert fake.cancels == [handle]
-    assert store.get_run(run_id).status_detail == "cancel requested"
+    assert store.get_run(run_id).status_detail == "cancelled by the user"
     restarted = AzureBackend(store, **azure.backend_kwargs)  # an app restart
     assert restarted.poll(store.get_run(run_id)).status == "cancelled"
     # a finished sweep submitted elsewhere (its own search space), imported by name
@@ -642,3 +645,23 @@ def test_an_unreadable_tracking_store_is_a_sentence(azure: Harness, store: Store
     broken = dict(azure.backend_kwargs, tracking_uri="file:///nonexistent/mlruns")
     with pytest.raises(BackendError, match=f"Cannot read the trials of {handle} through MLflow"):
         AzureBackend(store, **broken).poll(store.get_run(run_id))
+
+
+def test_trials_are_priced_by_the_clusters_real_vm_size(azure: Harness, store: Store) -> None:
+    """The workspace's compute says what the trials run on, whatever instance_type says."""
+    from core.pricing import hourly_price
+
+    assert azure.fake is not None
+    spec = _spec(budget={"max_trials": 2, "parallel_trials": 1, "epochs": 2})
+    settings = {**azure.settings, "compute": "gpu-cluster", "instance_type": "Standard_DS3_v2"}
+    run_id = _run(store, spec, settings)
+    handle = azure.backend.launch(spec, store.get_run(run_id))
+    run = store.get_run(run_id)
+    assert run.instance_type == "Standard_NC6s_v3"  # STANDARD_NC6S_V3, as the catalog spells it
+    azure.fake.finish(handle, 1)
+    azure.backend.poll(store.get_run(run_id))
+    (trial,) = store.list_trials(run_id)
+    price = hourly_price("azure", "Standard_NC6s_v3", region="eastus")
+    assert price is not None and price > 10 * (hourly_price("azure", "Standard_DS3_v2") or 0)
+    assert trial.instance_type == "Standard_NC6s_v3"
+    assert trial.cost_usd == pytest.approx(trial.billable_s * price / 3600)

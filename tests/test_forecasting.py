@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from core import forecasting, pricing
+from core.backends.records import EpochRecord
 from core.spec import StudySpec
 from tests.prices import catalog_price, make_spec, store_calibration
 
@@ -124,7 +125,7 @@ def add_run(
         for e in range(epochs):
             at = clock + fixed + (e + 1) * gap
             monkeypatch.setattr(core.store.time, "time", lambda at=at: at)
-            store.add_epoch(tid, e, {"val_accuracy": 0.9})
+            store.add_epoch(tid, EpochRecord(e, {"val_accuracy": 0.9}))
         monkeypatch.undo()
         clock += duration
     store.update_run(rid, status="completed", started_at=1000.0, ended_at=clock)

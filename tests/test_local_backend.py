@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from core.backends.local import Handle, LocalBackend, _setting_problems
+from core.backends.records import EpochRecord
 from core.hypermodel import (
     CHECKPOINT_NAME,
     error_sentence,
@@ -233,7 +234,7 @@ def test_progress_line_reads_the_store(store: Store) -> None:
     store.set_run_status(run_id, "running")
     store.upsert_trial(run_id, "0", status="completed", objective=0.75, number=0)
     tid = store.upsert_trial(run_id, "1", status="running", number=1, metrics={"epochs_planned": 4})
-    store.add_epoch(tid, 1, {"loss": 1.0})
+    store.add_epoch(tid, EpochRecord(1, {"loss": 1.0}))
     line = progress_line(store, store.get_run(run_id), now=time.time())
     assert "1/3 trials" in line and "trial 2 epoch 1/4" in line and "0.7500" in line
     store.set_run_status(run_id, "completed")

@@ -12,6 +12,7 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from core.backends.records import EpochRecord
 from core.spec import StudySpec
 from core.store import Store
 
@@ -82,7 +83,7 @@ def seed(store: Store, spec: StudySpec, n: int = 12) -> int:
                 started_at=start,
                 ended_at=start + seconds,
             )
-            store.add_epoch(trial, 0, {"val_accuracy": 0.9, "loss": 0.3})
+            store.add_epoch(trial, EpochRecord(0, {"val_accuracy": 0.9, "loss": 0.3}))
             start += seconds
         store.set_run_status(run, "completed")
     return study

@@ -126,7 +126,7 @@ def test_strategies_scales_and_types_map_to_sagemaker() -> None:
     assert cats == {"dense_units": ["32", "64", "96", "128"], "optimizer": ["adam", "sgd"]}
     assert config["HyperParameterTuningJobObjective"] == {
         "Type": "Minimize",
-        "MetricName": "val_loss",
+        "MetricName": "val_loss_best",  # the trainer's running best: the last match is the best
     }
     assert config["ResourceLimits"]["MaxRuntimeInSeconds"] == 90 * 60
     static = rq.build_request(_every_type(), BASE, **FIXED)["TrainingJobDefinition"][
@@ -241,14 +241,24 @@ def test_values_come_back_with_the_spec_types() -> None:
     }
     assert type(record.params["dense_units"]) is int
     assert record.objective == 0.2 and record.metrics == {"val_accuracy": 0.93, "val_loss": 0.2}
-    fields = record.fields(price_per_hour=1.8)
-    assert fields["cost_usd"] == pytest.approx(360 / 3600 * 1.8 * 2)
-    assert fields["billable_s"] == 360 and fields["duration_s"] == 400
-    assert fields["instance_type"] == "ml.g5.xlarge"
+    assert record.billable_s == 360 and record.duration_s == 400
+    assert record.instance_type == "ml.g5.xlarge" and record.instance_count == 2
+    # the cost is the shared cloud layer's: billable seconds x the machine's price x machines
+    from core.backends.cloud import CloudBackendBase
+
+    priced = CloudBackendBase.measure(None, _fake_run(), spec, record, 1.8)  # type: ignore[arg-type]
+    assert priced.cost_usd == pytest.approx(360 / 3600 * 1.8 * 2)
+    assert priced.seed == spec.seed + 6
     # without a spec (an imported job), the known names still get their types
     bare = rq.parse_training_job(summary, None, None, "val_loss")
     assert bare.params["conv_blocks"] == 2 and bare.params["optimizer"] == "sgd"
-    assert "kernel_size" not in bare.params and bare.cost(1.0) is None
+    assert "kernel_size" not in bare.params and bare.cost_usd is None
+
+
+def _fake_run() -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(instance_type="ml.m5.xlarge")
 
 
 @pytest.mark.parametrize(
@@ -421,7 +431,7 @@ def test_poll_watches_trials_live_and_resumes_after_a_restart(aws: Harness, stor
     assert [e["epoch"] for e in curve] == [1, 2, 3]
     assert curve[-1]["val_accuracy"] == done.objective
     assert set(curve[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert curve[0]["wall_s"] == pytest.approx(3.5)
+    assert curve[0]["wall_s"] == pytest.approx(2.5)
     assert [e["epoch"] for e in store.list_epochs(running.id)] == [1]
     # an app restart: a new backend instance, only the job name in the store
     aws.finish(handle, 3)
@@ -594,10 +604,11 @@ def test_cli_previews_the_sagemaker_request(home: Path) -> None:
 
 
 def test_metric_regexes_read_the_trainers_epoch_lines() -> None:
-    """Each metric definition picks its own value out of what core.trainer.train prints."""
+    """Each metric definition picks its own value out of what core.trainer.train prints; the
+    objective's last match is the best epoch (SageMaker keeps the last match)."""
     import re
 
-    from core.trainer.train import epoch_lines
+    from core.trainer.train import EpochReport
 
     metrics = {
         "train_loss": 0.4321,
@@ -605,11 +616,13 @@ def test_metric_regexes_read_the_trainers_epoch_lines() -> None:
         "val_loss": 0.3456,
         "val_accuracy": 0.9012,
     }
-    lines = epoch_lines(1, {k: v - 0.1 for k, v in metrics.items()}, 1.5) + epoch_lines(
-        2, metrics, 1.25
-    )
-    expected = {"val_accuracy": 0.9012, "val_loss": 0.3456, "accuracy": 0.8765, "loss": 0.4321}
-    expected["epoch"] = 2
+    lines: list[str] = []
+    report = EpochReport([], "val_accuracy", "max", out=lines.append)
+    report.end_epoch(1, metrics, 1.5)
+    report.end_epoch(2, {k: v - 0.1 for k, v in metrics.items()}, 1.25)
+    lines = [line for text in lines for line in text.splitlines()]
+    expected = {"val_accuracy": 0.8012, "val_loss": 0.2456, "accuracy": 0.7765, "loss": 0.3321}
+    expected.update(epoch=2, val_accuracy_best=0.9012)
     for definition in rq.metric_definitions(_published()):
         found = [m.group(1) for line in lines if (m := re.search(definition["Regex"], line))]
         assert len(found) == 2, (definition, lines)  # one match per epoch, none elsewhere
@@ -652,7 +665,7 @@ def test_the_sdks_own_tuner_sends_the_same_request(aws: Harness, case: str) -> N
         )
     tuner = HyperparameterTuner(
         trainer,
-        "val_accuracy",
+        rq.objective_metric(spec),
         {
             "learning_rate": ContinuousParameter(0.001, 0.1, "Linear"),
             "batch_size": CategoricalParameter([32, 64, 128]),
@@ -707,7 +720,8 @@ def test_epochs_that_reach_the_logs_late_are_read_later(aws: Harness, store: Sto
     (trial,) = store.list_trials(rid)
     assert trial.metrics["epoch"] == 3 and len(store.list_epochs(trial.id)) == 2
     aws.fake.flush_logs()
-    assert aws.backend.poll(store.get_run(rid)).new_trials == 0
+    aws.backend.poll(store.get_run(rid))
+    assert [t.id for t in store.list_trials(rid)] == [trial.id]  # the same trial, completed
     assert [e["epoch"] for e in store.list_epochs(trial.id)] == [1, 2, 3]
 
 

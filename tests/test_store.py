@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from core.backends.records import EpochRecord
 from core.errors import NotFound, StoreError
 from core.store import SCHEMA_VERSION, Store, redact_url
 
@@ -30,7 +31,9 @@ def test_round_trip_of_study_run_trials_and_epochs(store: Store, published_spec)
         started_at=1.0,
     )
     for epoch in range(2):
-        store.add_epoch(tid, epoch, {"val_accuracy": 0.5 + epoch / 10, "loss": 1.0}, wall_s=0.3)
+        store.add_epoch(
+            tid, EpochRecord(epoch, {"val_accuracy": 0.5 + epoch / 10, "loss": 1.0}, 0.3)
+        )
     store.upsert_trial(
         rid,
         "t0",
@@ -63,8 +66,8 @@ def test_upserts_never_duplicate_and_nan_becomes_null(store: Store, published_sp
     rid = store.create_run(store.create_study(published_spec), "local")
     a = store.upsert_trial(rid, "x", status="running")
     b = store.upsert_trial(rid, "x", status="failed", objective=math.nan, error="NaN loss")
-    store.add_epoch(a, 0, {"loss": math.inf})
-    store.add_epoch(a, 0, {"loss": 2.0})
+    store.add_epoch(a, EpochRecord(0, {"loss": math.inf}))
+    store.add_epoch(a, EpochRecord(0, {"loss": 2.0}))
     assert a == b
     [trial] = store.list_trials(rid)
     assert trial.objective is None and trial.status == "failed"
@@ -98,7 +101,7 @@ def _writer(url: str, run_id: int, worker: int, n: int) -> None:
     s = Store(url)
     for i in range(n):
         tid = s.upsert_trial(run_id, f"w{worker}-{i}", status="running", params={"i": i})
-        s.add_epoch(tid, 0, {"loss": 1.0})
+        s.add_epoch(tid, EpochRecord(0, {"loss": 1.0}))
         s.upsert_trial(run_id, f"w{worker}-{i}", status="completed", objective=i / n)
     s.dispose()
 

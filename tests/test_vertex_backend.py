@@ -246,7 +246,9 @@ def test_values_come_back_with_the_spec_types() -> None:
         assert type(rec.params["batch_size"]) is int and type(rec.params["conv_blocks"]) is int
         assert (rec.key, rec.number, rec.status, rec.objective) == ("3", 2, "completed", 0.9)
         assert rec.duration_s == pytest.approx(90.0)
-        assert rec.epochs == [(1, {"val_accuracy": 0.8}, 30.5)]
+        assert [(e.epoch, dict(e.metrics), e.wall_s) for e in rec.epochs] == [
+            (1, {"val_accuracy": 0.8}, 30.5)
+        ]
 
 
 @pytest.mark.parametrize(
@@ -412,7 +414,7 @@ def test_cancel_calls_the_jobs_cancel(store: Store, tmp_path: Path) -> None:
         h.backend.cancel(store.get_run(run_id))
         assert h.fake.cancel_calls() == [f"/v1/{handle}:cancel"]
         run = store.get_run(run_id)
-        assert (run.status, run.status_detail) == ("running", "cancelling")
+        assert run.status == "running" and str(run.status_detail).startswith("cancelling")
         assert h.backend.poll(store.get_run(run_id)).status == "cancelled"
         assert store.get_run(run_id).status == "cancelled"
 
@@ -439,8 +441,10 @@ def test_cost_cap_cancels_the_job(vertex: Harness, store: Store) -> None:
     vertex.fake.set_state(handle, "JOB_STATE_RUNNING")
     vertex.fake.add_trial(handle)
     result = vertex.backend.poll(store.get_run(run_id))
-    assert result.status == "stopped" and "cost cap" in str(result.detail)
+    assert str(result.detail).startswith("stopped: budget reached: budget.max_cost_usd")
     assert vertex.fake.cancel_calls() == [f"/v1/{handle}:cancel"]
+    result = vertex.backend.poll(store.get_run(run_id))  # the service has cancelled it
+    assert result.status == "stopped" and "max_cost_usd" in str(result.detail)
 
 
 def test_time_cap_cancels_the_job(vertex: Harness, store: Store) -> None:
@@ -454,8 +458,10 @@ def test_time_cap_cancels_the_job(vertex: Harness, store: Store) -> None:
     assert vertex.backend.poll(store.get_run(run_id)).status == "queued"  # within the cap
     later = VertexBackend(store, clock=lambda: time.time() + 31 * 60, **vertex.backend_kwargs)
     result = later.poll(store.get_run(run_id))
-    assert result.status == "stopped" and "30 minutes" in str(result.detail)
+    assert str(result.detail).startswith("stopped: budget reached: budget.max_minutes is 30 min")
     assert vertex.fake is not None and vertex.fake.cancel_calls() == [f"/v1/{handle}:cancel"]
+    result = later.poll(store.get_run(run_id))
+    assert result.status == "stopped" and "max_minutes" in str(result.detail)
 
 
 def test_import_a_finished_job_by_resource_name_or_id(vertex: Harness, store: Store) -> None:
@@ -651,10 +657,6 @@ def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_
 
 
 def test_module_imports_no_sdk_and_agrees_with_the_store() -> None:
-    from core.backends import vertex
-    from core.store import ACTIVE_STATUSES
-
-    assert vertex._ACTIVE == ACTIVE_STATUSES
     code = "import sys, core.backends.vertex; print('google.cloud.aiplatform' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True

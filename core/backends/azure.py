@@ -14,11 +14,11 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,23 +32,28 @@ from core.backends.azure_request import (
     build_sweep_job,
     experiment_name,
     keras_metric,
-    logged_metric,
     map_status,
     missing_settings,
+    objective_metric,
     safe_name,
     sampling,
     search_space,
     to_yaml,
     workspace_args,
 )
-from core.backends.base import CloudBackend, Forecast, PollResult
-from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound, SpecError
+from core.backends.base import CloudBackend, PollResult
+from core.backends.cloud import CloudBackendBase, JobReport, Submitted
+from core.backends.records import EpochRecord, TrialRecord, TrialStatus
+from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound
 from core.spec import KNOWN_PARAMS, FixedParam, Param, StudySpec, typed_value
+from core.trainer.train import BEST_SUFFIX
 
 if TYPE_CHECKING:
-    from core.store import RunRow, Store
+    from core.store import RunRow, Store, TrialRow
 
-MLFLOW_STATUS = {
+log = logging.getLogger(__name__)
+
+MLFLOW_STATUS: dict[str, TrialStatus] = {
     "FINISHED": "completed",
     "FAILED": "failed",
     "KILLED": "stopped",
@@ -129,25 +134,25 @@ def azure_errors(action: str) -> Iterator[None]:
             f"Azure refused the credentials while trying to {action}: {_first_line(err)}. "
             "Run `az login` (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET) "
             "and check your role on the workspace."
-        ) from None
+        ) from err
     except ResourceNotFoundError as err:
         raise NotFound(
             f"Azure ML found nothing to {action}: {_first_line(err)}. Check the job name and "
             "the subscription, resource group and workspace on the Settings page."
-        ) from None
+        ) from err
     except ServiceRequestError as err:
         raise BackendError(
             f"Cannot reach Azure ML to {action}: {_first_line(err)}. Check the network."
-        ) from None
+        ) from err
     except HttpResponseError as err:
         raise BackendError(
             f"Azure ML refused to {action} (HTTP {err.status_code}): {_first_line(err)}."
-        ) from None
+        ) from err
     except AzureError as err:
-        raise BackendError(f"Azure ML could not {action}: {_first_line(err)}.") from None
+        raise BackendError(f"Azure ML could not {action}: {_first_line(err)}.") from err
     except Exception as err:  # the SDK's own validation errors (MlException and friends)
         if type(err).__module__.startswith("azure."):
-            raise BackendError(f"Azure ML could not {action}: {_first_line(err)}.") from None
+            raise BackendError(f"Azure ML could not {action}: {_first_line(err)}.") from err
         raise
 
 
@@ -162,7 +167,7 @@ def mlflow_errors(job_name: str) -> Iterator[None]:
         raise BackendError(
             f"Cannot read the trials of {job_name} through MLflow: {_first_line(err)}. Check "
             "the workspace's tracking URI (settings mlflow_tracking_uri) and your access to it."
-        ) from None
+        ) from err
 
 
 def _first_line(err: BaseException) -> str:
@@ -173,7 +178,7 @@ def _first_line(err: BaseException) -> str:
 # ----------------------------------------------------------------------------- the backend
 
 
-class AzureBackend:
+class AzureBackend(CloudBackendBase):
     """Runs a study as an Azure ML sweep job and reads its trials back through MLflow.
 
     Args:
@@ -204,7 +209,7 @@ class AzureBackend:
         tracking_uri: str | None = None,
         bundle_builder: Callable[[Path], Path] | None = None,
     ) -> None:
-        self.store = store
+        super().__init__(store)
         self._client = client
         self._factory = client_factory
         self._credential = credential
@@ -214,6 +219,10 @@ class AzureBackend:
         self._uris: dict[tuple[str, str, str], str] = {}
 
     # -- settings and clients
+    def launch_settings(self, run: RunRow) -> dict[str, Any]:
+        """Return the stored Azure settings overlaid with the run's (what a launch uses)."""
+        return self.settings(run.settings)
+
     def settings(self, run_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return the stored ``azure.*`` settings overlaid with a run's own settings."""
         merged = dict(self.store.settings_with_prefix("azure."))
@@ -283,13 +292,7 @@ class AzureBackend:
             enable_telemetry=False,
         )
 
-    # -- forecast, preview, bundle
-    def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Return the time and cost forecast for ``spec`` (from core.forecasting)."""
-        from core.forecasting import forecast
-
-        return forecast("azure", spec, settings, self.store)
-
+    # -- preview, bundle
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
         """Return the exact sweep job as YAML (loadable with ``az ml job create --file``).
 
@@ -320,22 +323,17 @@ class AzureBackend:
         (folder / "README.txt").write_text(_readme(spec, settings), encoding="utf-8")
         return str(folder)
 
-    # -- launch, poll, cancel, import
-    def launch(self, spec: StudySpec, run: RunRow) -> str:
+    # -- submit, read, stop, import
+    def submit(self, spec: StudySpec, run: RunRow, settings: dict[str, Any]) -> Submitted:
         """Submit the sweep job (uploading trainer and data) without waiting for it.
 
-        Returns:
-            The job's name, also stored as the run's handle.
+        The run's machine is the compute cluster's VM size, read from the workspace: it is
+        what the trials run on and what prices them.
 
         Raises:
-            BackendNotReady: settings or credentials are missing.
             SpecError: the spec cannot be expressed as an Azure ML sweep.
             BackendError: Azure ML refused the job.
         """
-        settings = self.settings(run.settings)
-        problems = self.check(settings)
-        if problems:
-            raise BackendNotReady("Azure ML is not ready: " + " ".join(problems), problems=problems)
         search_space(spec)
         sampling(spec, settings)
         name = safe_name(f"cloudtune-{spec.name}-{run.id}-{uuid.uuid4().hex[:8]}", limit=100)
@@ -348,61 +346,35 @@ class AzureBackend:
                 created = client.jobs.create_or_update(job)
         handle = getattr(created, "name", None)
         handle = handle if isinstance(handle, str) and handle else name
-        fields: dict[str, Any] = {"handle": handle}
-        vm = run.instance_type or self._vm_size(settings, client)
-        if vm and vm != run.instance_type:
-            fields["instance_type"] = vm
-        self.store.update_run(run.id, **fields)
-        self.store.set_run_status(run.id, "running", detail="submitted to Azure ML")
-        return handle
+        vm = self._vm_size(settings, client)
+        return Submitted(handle, vm, settings)
 
-    def poll(self, run: RunRow) -> PollResult:
-        """Read the sweep's status and its trials (through MLflow) into the store.
-
-        Raises:
-            BackendError: the run has no job, or Azure ML or MLflow cannot be read.
-        """
-        if not run.handle:
-            raise BackendError(
-                f"Run {run.id} has no Azure ML job name; launch it, or import a job by name."
-            )
+    def read_job(
+        self, run: RunRow, spec: StudySpec | None, known: Mapping[str, TrialRow]
+    ) -> JobReport:
+        """Read the sweep's status and its trials through MLflow (the parent run's times)."""
         settings = self.settings(run.settings)
         client = self.client(settings)
         with azure_errors(f"read the sweep job {run.handle}"):
             job = client.jobs.get(run.handle)
         status, detail = map_status(getattr(job, "status", None))
-        spec = _run_spec(run)
         experiment = getattr(job, "experiment_name", None) or (
             experiment_name(spec, settings) if spec else None
         )
-        metric = _primary_metric(job, spec)
-        price = self._price(settings, run)
         searched = dict(getattr(job, "search_space", None) or {})
-        reader = TrialReader(self.store, run, spec, metric, price, searched)
-        with mlflow_errors(run.handle):
-            new = reader.read(self._mlflow(settings, client), run.handle, experiment)
-        total = reader.total_cost()
-        self.store.update_run(run.id, cost_usd=total)
-        error = None
-        cap = spec.budget.max_cost_usd if spec else None
-        if cap and total >= cap and status in ("queued", "running"):
-            with azure_errors(f"cancel the sweep job {run.handle}"):
-                client.jobs.begin_cancel(run.handle)
-            status, detail = "stopped", f"stopped: budget reached (${total:.2f} of ${cap:.2f})"
-        if status == "failed":
-            error = _failure(job, run.handle)
-        self._set_status(run, status, detail, error)
-        return PollResult(status=status, detail=detail, new_trials=new, error=error)
+        reader = TrialReader(run, spec, _primary_metric(job, spec), searched)
+        with mlflow_errors(str(run.handle)):
+            mlflow = self._mlflow(settings, client)
+            trials = reader.read(mlflow, str(run.handle), experiment, known)
+            started, ended = reader.sweep_times(mlflow, str(run.handle), experiment)
+        error = _failure(job, str(run.handle)) if status == "failed" else None
+        return JobReport(status, detail, error, trials, started, ended)
 
-    def cancel(self, run: RunRow) -> None:
-        """Ask Azure ML to cancel the sweep (not waiting); completed trials stay in the store."""
-        if not run.handle:
-            self.store.set_run_status(run.id, "cancelled", detail="cancelled before submission")
-            return
+    def stop_job(self, run: RunRow) -> None:
+        """Ask Azure ML to cancel the sweep (not waiting for it)."""
         settings = self.settings(run.settings)
         with azure_errors(f"cancel the sweep job {run.handle}"):
             self.client(settings).jobs.begin_cancel(run.handle)
-        self.store.update_run(run.id, status_detail="cancel requested")
 
     def import_job(self, job_name: str, run: RunRow) -> PollResult:
         """Attach the Azure ML sweep job ``job_name`` (e.g. a finished one) to ``run``.
@@ -438,39 +410,24 @@ class AzureBackend:
         return Path(build_bundle(dest))
 
     def _vm_size(self, settings: Mapping[str, Any], client: Any) -> str | None:
-        """Return the compute cluster's VM size (settings instance_type, else asked of Azure)."""
-        if settings.get("instance_type"):
-            return str(settings["instance_type"])
-        try:
-            with azure_errors(f"read the compute {settings.get('compute')}"):
-                size = client.compute.get(str(settings.get("compute"))).size
-        except CloudTuneError:
-            return None
-        return size if isinstance(size, str) and size else None
+        """Return the compute cluster's VM size as the workspace reports it.
 
-    def _set_status(self, run: RunRow, status: str, detail: str | None, error: str | None) -> None:
-        current = self.store.get_run(run.id)
-        if current.status != status or current.status_detail != detail or error:
-            self.store.set_run_status(run.id, status, detail=detail, error=error)
-
-    def _price(self, settings: Mapping[str, Any], run: RunRow) -> float | None:
-        """Return the compute's $/hour (VM price × nodes), or None when unknown."""
-        vm = settings.get("instance_type") or run.instance_type
-        price: float | None = None
-        if vm:
+        That is the machine the trials run on and what prices them; the ``instance_type``
+        setting is used only when the workspace cannot say (e.g. no permission to read it).
+        """
+        compute = str(settings.get("compute") or "")
+        size = None
+        if compute:
             try:
-                from core.pricing import hourly_price
+                with azure_errors(f"read the compute {compute}"):
+                    size = client.compute.get(compute).size
+            except CloudTuneError as err:
+                log.warning("the VM size of %s is unknown: %s", compute, err)
+        if isinstance(size, str) and size:
+            from core.pricing import canonical_instance
 
-                price = hourly_price(
-                    "azure", str(vm), region=settings.get("region"), store=self.store
-                )
-            except ImportError:
-                price = None
-        if price is None and settings.get("price_per_hour") is not None:
-            price = float(settings["price_per_hour"])
-        if price is None:
-            return None
-        return price * int(settings.get("instance_count") or 1)
+            return canonical_instance(self.name, size)
+        return str(settings["instance_type"]) if settings.get("instance_type") else None
 
     def _mlflow(self, settings: Mapping[str, Any], client: Any) -> Any:
         """Return an MlflowClient on the workspace's tracking store."""
@@ -502,50 +459,58 @@ _conforms: type[CloudBackend] = AzureBackend
 
 
 class TrialReader:
-    """Reads a sweep's child runs from MLflow into the store's trials and epochs.
+    """Reads a sweep's child runs from MLflow as trial records with their epochs.
 
     Args:
-        store: the result store.
         run: the run the trials belong to.
         spec: the run's spec (restores parameter types), or None.
-        metric: the primary metric's name, as logged (the objective is its last value).
-        price_per_hour: the compute's $/hour, or None when unknown.
+        metric: the primary metric's name, as logged (the trainer's running best of the
+            objective, so its latest value is the best epoch).
         searched: the names in the sweep job's search space (an imported job's may differ
             from the run's spec).
     """
 
     def __init__(
         self,
-        store: Store,
         run: RunRow,
         spec: StudySpec | None,
         metric: str,
-        price_per_hour: float | None,
         searched: Iterable[str] = (),
     ) -> None:
-        self.store = store
         self.run = run
         self.searched = set(searched)
         self.spec = spec
         self.metric = metric
-        self.price = price_per_hour
-        self.vm = run.settings.get("instance_type") or run.instance_type
 
-    def read(self, mlflow: Any, job_name: str, experiment: str | None) -> int:
-        """Write the sweep's trials; return how many were written or updated."""
-        children = self.children(mlflow, job_name, experiment)
+    def read(
+        self,
+        mlflow: Any,
+        job_name: str,
+        experiment: str | None,
+        known: Mapping[str, TrialRow] | None = None,
+    ) -> list[TrialRecord]:
+        """Return the sweep's trials, leaving out finished ones the store already has."""
         done = {
-            t.trial_key
-            for t in self.store.list_trials(self.run.id)
+            key
+            for key, t in (known or {}).items()
             if t.status in FINAL_TRIAL_STATUSES and t.ended_at is not None
         }
-        written = 0
-        for child in sorted(children, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
-            if child.info.run_id in done:
-                continue
-            self.write(mlflow, child)
-            written += 1
-        return written
+        children = self.children(mlflow, job_name, experiment)
+        ordered = sorted(children, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+        return [self.record(mlflow, c) for c in ordered if c.info.run_id not in done]
+
+    def sweep_times(
+        self, mlflow: Any, job_name: str, experiment: str | None
+    ) -> tuple[float | None, float | None]:
+        """Return the sweep's own start and end (its parent MLflow run), where known."""
+        exp = mlflow.get_experiment_by_name(experiment) if experiment else None
+        parent = _parent_run_id(mlflow, exp.experiment_id, job_name) if exp else None
+        if parent is None:
+            return None, None
+        info = mlflow.get_run(parent).info
+        start = info.start_time / 1000 if info.start_time else None
+        end = info.end_time / 1000 if info.end_time else None
+        return start, end
 
     def children(self, mlflow: Any, job_name: str, experiment: str | None) -> list[Any]:
         """Return the sweep's trial runs: children of the parent run, one per trial."""
@@ -597,37 +562,32 @@ class TrialReader:
     def _param(self, name: str) -> Param | None:
         return self.spec.param(name) if self.spec else None
 
-    def write(self, mlflow: Any, child: Any) -> None:
-        """Upsert one trial and its epochs."""
+    def record(self, mlflow: Any, child: Any) -> TrialRecord:
+        """Return one trial as a record, with its epochs."""
         info = child.info
         status = MLFLOW_STATUS.get(str(info.status), "running")
         start = info.start_time / 1000 if info.start_time else None
         end = info.end_time / 1000 if info.end_time and status != "running" else None
-        duration = (end or time.time()) - start if start is not None else None
         match = _TRIAL_SUFFIX.search(info.run_name or "")
-        fields: dict[str, Any] = {
-            "params": self.params(child),
-            "status": status,
-            "objective": child.data.metrics.get(self.metric),
-            "metrics": {keras_metric(k): v for k, v in child.data.metrics.items()},
-            "started_at": start,
-            "ended_at": end,
-            "duration_s": duration,
-            "billable_s": duration,
-            "cost_usd": duration / 3600 * self.price if duration and self.price else None,
-            "instance_type": self.vm,
-            "seed": self.spec.seed if self.spec else None,
-        }
-        if match:
-            fields["number"] = int(match.group(1))
+        error = None
         if status == "failed":
-            fields["error"] = f"The Azure ML trial {info.run_name or info.run_id} failed."
-        trial_id = self.store.upsert_trial(self.run.id, info.run_id, **fields)
-        for epoch, metrics, wall in self.epochs(mlflow, child):
-            self.store.add_epoch(trial_id, epoch, metrics, wall_s=wall)
+            error = f"The Azure ML trial {info.run_name or info.run_id} failed."
+        return TrialRecord(
+            key=str(info.run_id),
+            number=int(match.group(1)) if match else None,
+            params=self.params(child),
+            status=status,
+            objective=child.data.metrics.get(self.metric),
+            metrics={keras_metric(k): v for k, v in child.data.metrics.items()},
+            started_at=start,
+            ended_at=end,
+            instance_type=self.run.instance_type,
+            error=error,
+            epochs=tuple(self.epochs(mlflow, child)),
+        )
 
-    def epochs(self, mlflow: Any, child: Any) -> list[tuple[int, dict[str, float], float | None]]:
-        """Return (epoch, metrics, seconds since the trial started) per logged step."""
+    def epochs(self, mlflow: Any, child: Any) -> list[EpochRecord]:
+        """Return the logged steps as epochs, with seconds since the trial started."""
         steps: dict[int, dict[str, float]] = {}
         stamps: dict[int, int] = {}
         for key in child.data.metrics:
@@ -638,12 +598,9 @@ class TrialReader:
         out = []
         for step in sorted(steps):
             wall = (stamps[step] - start) / 1000 if start else None
-            out.append((step, steps[step], wall if wall is None or wall >= 0 else None))
+            metrics = {k: v for k, v in steps[step].items() if not k.endswith(BEST_SUFFIX)}
+            out.append(EpochRecord(step, metrics, wall if wall is None or wall >= 0 else None))
         return out
-
-    def total_cost(self) -> float:
-        """Return the sum of the run's trial costs so far."""
-        return float(sum(t.cost_usd or 0.0 for t in self.store.list_trials(self.run.id)))
 
 
 def restore_type(name: str, value: Any, param: Param | None) -> Any:
@@ -691,19 +648,12 @@ def _workspace_key(settings: Mapping[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def _run_spec(run: RunRow) -> StudySpec | None:
-    try:
-        return StudySpec.from_dict(run.spec) if run.spec else None
-    except SpecError:
-        return None
-
-
 def _primary_metric(job: Any, spec: StudySpec | None) -> str:
     """Return the metric the sweep optimises, as the trainer logs it."""
     metric = getattr(getattr(job, "objective", None), "primary_metric", None)
     if isinstance(metric, str) and metric:
         return metric
-    return logged_metric(spec.objective.metric) if spec else "val_accuracy"
+    return objective_metric(spec) if spec else "val_accuracy_best"
 
 
 def _failure(job: Any, name: str) -> str:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from core.backends.records import RunStatus
 from core.errors import SpecError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, StudySpec
 
@@ -33,7 +34,7 @@ CODE_DIR = "src"
 DATA_DIR = "data"
 HYPERBAND_SLACK = 0.1
 
-AZURE_STATUS: dict[str, tuple[str, str | None]] = {
+AZURE_STATUS: dict[str, tuple[RunStatus, str | None]] = {
     "NotStarted": ("queued", "not started"),
     "Queued": ("queued", "queued for compute"),
     "Preparing": ("queued", "preparing the environment"),
@@ -62,6 +63,18 @@ def logged_metric(metric: str) -> str:
     return {keras: logged for logged, keras in EPOCH_KEYS}.get(metric, metric)
 
 
+def objective_metric(spec: StudySpec) -> str:
+    """Return the sweep's primary metric: the trainer's running best of the objective.
+
+    Azure ML reads a trial's primary metric as its latest logged value, so the trainer logs
+    ``val_accuracy_best`` (the best epoch so far) beside each epoch's metrics: the latest value
+    is the best epoch, the objective every platform records.
+    """
+    from core.trainer.train import BEST_SUFFIX
+
+    return logged_metric(spec.objective.metric) + BEST_SUFFIX
+
+
 def keras_metric(name: str) -> str:
     """Return the Keras name of a metric the trainer logged (the inverse of logged_metric)."""
     from core.trainer.train import EPOCH_KEYS
@@ -69,7 +82,7 @@ def keras_metric(name: str) -> str:
     return dict(EPOCH_KEYS).get(name, name)
 
 
-def map_status(status: Any) -> tuple[str, str | None]:
+def map_status(status: Any) -> tuple[RunStatus, str | None]:
     """Map an Azure ML job status to the store's run status and a detail.
 
     Args:
@@ -277,8 +290,12 @@ def translation_notes(spec: StudySpec, settings: Mapping[str, Any]) -> list[str]
 def trial_arguments(spec: StudySpec, names: list[str]) -> str:
     """Return the trainer's command-line arguments: searched names as sweep expressions."""
     parts = ["--data-dir ${{inputs.data}}", f"--epochs {spec.budget.epochs}"]
+    from core.trainer.train import GOALS
+
     parts.append(f"--seed {spec.seed}")
     parts.append(f"--objective {spec.objective.metric}")
+    if spec.objective.goal != GOALS.get(spec.objective.metric, "max"):
+        parts.append(f"--goal {spec.objective.goal}")
     for name in names:
         parts.append(f"--{name} ${{{{inputs.{name}}}}}")
     for p in spec.space:
@@ -335,7 +352,7 @@ def build_sweep_job(
         environment_variables={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     node = trial(**space).sweep(
-        primary_metric=logged_metric(spec.objective.metric),
+        primary_metric=objective_metric(spec),
         goal="maximize" if spec.objective.goal == "max" else "minimize",
         sampling_algorithm=algorithm,
         early_termination_policy=policy,

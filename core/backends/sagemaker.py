@@ -20,21 +20,26 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.backends import sagemaker_request as rq
-from core.backends.base import CloudBackend, Forecast, PollResult
+from core.backends.base import CloudBackend, PollResult
+from core.backends.cloud import CloudBackendBase, JobReport, Submitted
+from core.backends.records import EpochRecord, TrialRecord
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, parse_spec
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store, TrialRow
+
+log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[Mapping[str, Any]], Any]
 """settings -> a boto3 Session (tests pass one aimed at a local fake)."""
@@ -58,7 +63,6 @@ NO_CREDENTIALS = (
     "`aws configure` or `aws sso login` (and name the profile in Settings → SageMaker), or run "
     "CloudTune on an instance with an IAM role."
 )
-BUDGET_DETAIL = "stopping: the cost budget is spent"
 TERMINAL_TRIALS = ("completed", "failed", "stopped")
 TRAINER_TOOL = "the trainer bundle (core.trainer.bundle)"
 
@@ -92,7 +96,7 @@ class Staged:
     trainer_uri: str
 
 
-class SageMakerBackend:
+class SageMakerBackend(CloudBackendBase):
     """Hyperparameter tuning jobs on AWS SageMaker.
 
     Args:
@@ -107,7 +111,7 @@ class SageMakerBackend:
     label = "AWS SageMaker"
 
     def __init__(self, store: Store, *, session_factory: SessionFactory | None = None) -> None:
-        self.store = store
+        super().__init__(store)
         self._session_factory = session_factory or default_session
         self._sessions: dict[tuple[str, str], Any] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
@@ -134,19 +138,19 @@ class SageMakerBackend:
 
         try:
             return fn(**kwargs)
-        except NoCredentialsError:
-            raise BackendNotReady(NO_CREDENTIALS) from None
+        except NoCredentialsError as err:
+            raise BackendNotReady(NO_CREDENTIALS) from err
         except ClientError as err:
-            raise _client_error(err, operation) from None
+            raise _client_error(err, operation) from err
         except S3UploadFailedError as err:
             raise BackendError(
                 f"Uploading {kwargs.get('Filename')} to S3 failed: {err}. Check that the bucket "
                 "exists in the region and that your credentials may write to it."
-            ) from None
+            ) from err
         except BotoCoreError as err:
             raise BackendError(
                 f"AWS {operation} failed: {err}. Check the region and the network connection."
-            ) from None
+            ) from err
 
     def credentials_source(self, settings: Mapping[str, Any]) -> str | None:
         """Return where boto3 found credentials, in words, or None when it found none.
@@ -188,26 +192,9 @@ class SageMakerBackend:
             problems.insert(0, NO_CREDENTIALS)
         return problems
 
-    def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Return the time and cost forecast (core.forecasting: the catalog and history)."""
-        from core.forecasting import forecast
-
-        return forecast(self.name, spec, settings, self.store)
-
-    def hourly_price(self, settings: Mapping[str, Any], instance: str) -> float | None:
-        """Return $/hour of one ``instance`` (catalog, else the ``price_per_hour`` setting)."""
-        price = None
-        try:
-            from core import pricing
-
-            price = pricing.hourly_price(
-                self.name, instance, region=settings.get("region"), store=self.store
-            )
-        except ImportError:
-            price = None
-        if price is None and settings.get("price_per_hour") not in (None, ""):
-            price = float(settings["price_per_hour"])
-        return price
+    def instance_count(self, settings: Mapping[str, Any]) -> int:
+        """Return the machines per training job (the instance_count setting, default 1)."""
+        return rq.instance_count(settings)
 
     # ------------------------------------------------------------------ staging
     def stage(self, spec: StudySpec, settings: Mapping[str, Any], work_dir: str | Path) -> Staged:
@@ -330,21 +317,14 @@ class SageMakerBackend:
         )
         return str(out)
 
-    # ------------------------------------------------------------------ launch
-    def launch(self, spec: StudySpec, run: RunRow) -> str:
-        """Upload what is missing, submit the tuning job and return its name at once.
+    # ------------------------------------------------------------------ submit
+    def submit(self, spec: StudySpec, run: RunRow, settings: dict[str, Any]) -> Submitted:
+        """Upload what S3 lacks and create the tuning job (exactly the previewed request).
 
         Raises:
-            BackendNotReady: credentials or settings are missing.
             SpecError: the space cannot be expressed on SageMaker.
             BackendError: S3 or SageMaker refused.
         """
-        settings = run.settings
-        problems = self.check(settings)
-        if problems:
-            raise BackendNotReady(
-                f"{self.label} is not ready: " + " ".join(problems), problems=problems
-            )
         job_name = rq.unique_job_name(spec, run.id, time.time())
         with tempfile.TemporaryDirectory(prefix="cloudtune-sm-") as tmp:
             staged = self.stage(spec, settings, tmp)
@@ -358,11 +338,7 @@ class SageMakerBackend:
             self.upload(staged, settings)
         sm = self._client("sagemaker", settings)
         self._call(sm.create_hyper_parameter_tuning_job, "CreateHyperParameterTuningJob", **request)
-        self.store.update_run(
-            run.id, handle=job_name, instance_type=run.instance_type or rq.instance_type(settings)
-        )
-        self.store.set_run_status(run.id, "running", detail="submitted to SageMaker")
-        return job_name
+        return Submitted(job_name, rq.instance_type(settings))
 
     # ------------------------------------------------------------------ poll
     def _describe_tuning_job(self, run: RunRow) -> dict[str, Any]:
@@ -402,27 +378,66 @@ class SageMakerBackend:
             if not token:
                 return
 
-    def _read_trials(self, run: RunRow, spec: StudySpec | None, metric: str | None) -> int:
-        """Write the tuning job's training jobs to the store; return how many were written."""
-        known = {t.trial_key: t for t in self.store.list_trials(run.id)}
+    def read_job(
+        self, run: RunRow, spec: StudySpec | None, known: Mapping[str, TrialRow]
+    ) -> JobReport:
+        """Describe the tuning job and read its training jobs, with their epochs from the logs.
+
+        A finished trial already in the store is not described again; its epochs are read
+        again only while CloudWatch Logs lags behind the epochs SageMaker counted.
+        """
+        desc = self._describe_tuning_job(run)
+        config = desc.get("HyperParameterTuningJobConfig") or {}
+        metric = (config.get("HyperParameterTuningJobObjective") or {}).get("MetricName")
         sm = self._client("sagemaker", run.settings)
-        prices: dict[str, float | None] = {}
-        written = 0
+        records: list[TrialRecord] = []
         for summary in self._training_jobs(run.settings, str(run.handle)):
             key = str(summary["TrainingJobName"])
             old = known.get(key)
             if old is not None and old.status in TERMINAL_TRIALS:
-                self._catch_up_epochs(run.settings, old)
+                if self._lags(old):
+                    records.append(self._from_row(old, run.settings))
                 continue
-            desc = self._call(sm.describe_training_job, "DescribeTrainingJob", TrainingJobName=key)
-            record = rq.parse_training_job(summary, desc, spec, metric)
-            itype = record.instance_type or rq.instance_type(run.settings)
-            if itype not in prices:
-                prices[itype] = self.hourly_price(run.settings, itype)
-            trial_id = self.store.upsert_trial(run.id, key, **record.fields(prices[itype]))
-            self._read_epochs(run.settings, trial_id, key)
-            written += 1
-        return written
+            job = self._call(sm.describe_training_job, "DescribeTrainingJob", TrainingJobName=key)
+            record = rq.parse_training_job(summary, job, spec, metric)
+            records.append(replace(record, epochs=self._read_epochs(run.settings, key)))
+        status, detail = rq.run_status(str(desc.get("HyperParameterTuningJobStatus") or ""))
+        error = None
+        if status == "failed":
+            error = str(desc.get("FailureReason") or "SageMaker reported a failure")
+        return JobReport(
+            status=status,
+            detail=detail,
+            error=error,
+            trials=records,
+            started_at=rq.epoch_seconds(desc.get("HyperParameterTuningJobCreationTime")),
+            ended_at=rq.epoch_seconds(desc.get("HyperParameterTuningEndTime")),
+        )
+
+    def _lags(self, trial: TrialRow) -> bool:
+        """True when a finished trial has fewer epochs stored than SageMaker counted."""
+        expected = int(trial.metrics.get("epoch") or 0)
+        return bool(expected) and len(self.store.list_epochs(trial.id)) < expected
+
+    def _from_row(self, trial: TrialRow, settings: Mapping[str, Any]) -> TrialRecord:
+        """A stored finished trial with its epochs read again from the logs."""
+        return TrialRecord(
+            key=trial.trial_key,
+            number=trial.number,
+            params=trial.params,
+            status=trial.status,
+            objective=trial.objective,
+            metrics=trial.metrics,
+            started_at=trial.started_at,
+            ended_at=trial.ended_at,
+            duration_s=trial.duration_s,
+            billable_s=trial.billable_s,
+            seed=trial.seed,
+            instance_type=trial.instance_type,
+            instance_count=rq.instance_count(settings),
+            error=trial.error,
+            epochs=tuple(self._read_epochs(settings, trial.trial_key)),
+        )
 
     def _log_messages(self, settings: Mapping[str, Any], training_job: str) -> Iterator[str]:
         """Yield the first instance's log lines of a training job (CloudWatch Logs)."""
@@ -449,75 +464,23 @@ class SageMakerBackend:
                     break
                 token = page.get("nextForwardToken")
 
-    def _catch_up_epochs(self, settings: Mapping[str, Any], trial: TrialRow) -> None:
-        """Read a finished trial's log again while it lacks epochs SageMaker counted.
-
-        CloudWatch Logs can lag behind the job's status; SageMaker's final ``epoch`` metric
-        says how many epochs the trainer printed.
-        """
-        expected = int(trial.metrics.get("epoch") or 0)
-        if expected and len(self.store.list_epochs(trial.id)) < expected:
-            self._read_epochs(settings, trial.id, trial.trial_key)
-
-    def _read_epochs(self, settings: Mapping[str, Any], trial_id: int, training_job: str) -> int:
-        """Write a trial's epochs from the trainer's log lines; return how many were read.
+    def _read_epochs(
+        self, settings: Mapping[str, Any], training_job: str
+    ) -> tuple[EpochRecord, ...]:
+        """Return a trial's epochs from the trainer's log lines.
 
         The curves are a view, not the result: when the logs cannot be read (no log group
         yet, or no permission for CloudWatch Logs) the trial keeps its final metrics only.
         """
         try:
-            epochs = rq.parse_epochs(self._log_messages(settings, training_job))
-        except AwsError:
-            return 0
-        for e in epochs:
-            self.store.add_epoch(trial_id, e.epoch, e.metrics, wall_s=e.wall_s)
-        return len(epochs)
+            return tuple(rq.parse_epochs(self._log_messages(settings, training_job)))
+        except AwsError as err:
+            log.info("no epochs for %s from CloudWatch Logs: %s", training_job, err)
+            return ()
 
-    def _status(
-        self, run: RunRow, sm_status: str, spec: StudySpec | None
-    ) -> tuple[str, str | None]:
-        status, detail = rq.run_status(sm_status)
-        budget_stop = (run.status_detail or "").startswith(BUDGET_DETAIL)
-        if budget_stop and sm_status == "Stopping":
-            return "running", BUDGET_DETAIL
-        if budget_stop and sm_status == "Stopped":
-            return "stopped", "stopped: the cost budget was spent"
-        cap = spec.budget.max_cost_usd if spec is not None else None
-        if status == "running" and cap is not None and (self._run_cost(run.id) or 0.0) >= cap:
-            self._stop(run)
-            return "running", BUDGET_DETAIL
-        return status, detail
-
-    def _run_cost(self, run_id: int) -> float | None:
-        costs = [t.cost_usd for t in self.store.list_trials(run_id) if t.cost_usd is not None]
-        return sum(costs) if costs else None
-
-    def poll(self, run: RunRow) -> PollResult:
-        """Read the tuning job's status and its training jobs into the store.
-
-        Works from the job name stored on the run alone, so monitoring resumes after a restart.
-        """
-        desc = self._describe_tuning_job(run)
-        spec = _spec_of(run)
-        config = desc.get("HyperParameterTuningJobConfig") or {}
-        metric = (config.get("HyperParameterTuningJobObjective") or {}).get("MetricName")
-        written = self._read_trials(run, spec, metric)
-        sm_status = str(desc.get("HyperParameterTuningJobStatus") or "InProgress")
-        status, detail = self._status(run, sm_status, spec)
-        error = (
-            (desc.get("FailureReason") or "SageMaker reported a failure")
-            if status == "failed"
-            else None
-        )
-        cost = self._run_cost(run.id)
-        if cost is not None:
-            self.store.update_run(run.id, cost_usd=cost)
-        if (status, detail) != (run.status, run.status_detail) or error != run.error:
-            self.store.set_run_status(run.id, status, detail=detail, error=error)
-        return PollResult(status=status, detail=detail, new_trials=written, error=error)
-
-    # ------------------------------------------------------------------ cancel and import
-    def _stop(self, run: RunRow) -> None:
+    # ------------------------------------------------------------------ stop and import
+    def stop_job(self, run: RunRow) -> None:
+        """StopHyperParameterTuningJob; a job that already finished is not an error."""
         sm = self._client("sagemaker", run.settings)
         try:
             self._call(
@@ -529,14 +492,6 @@ class SageMakerBackend:
             # A job that already finished cannot be stopped: the next poll shows its end.
             if err.code != "ValidationException":
                 raise
-
-    def cancel(self, run: RunRow) -> None:
-        """Stop the tuning job (StopHyperParameterTuningJob); finished trials stay in the store."""
-        if not run.handle:
-            self.store.set_run_status(run.id, "cancelled", detail="cancelled before submission")
-            return
-        self._stop(run)
-        self.poll(self.store.get_run(run.id))
 
     def import_job(self, job_name: str, run: RunRow) -> PollResult:
         """Attach the tuning job ``job_name`` (e.g. finished, or launched elsewhere) to ``run``.
@@ -580,14 +535,6 @@ def _with_handle(run: RunRow, handle: str) -> RunRow:
     from dataclasses import replace
 
     return replace(run, handle=handle)
-
-
-def _spec_of(run: RunRow) -> StudySpec | None:
-    """Return the run's spec, or None when it is not a full spec (e.g. a bare import)."""
-    try:
-        return parse_spec(run.spec)
-    except SpecError:
-        return None
 
 
 _HINTS = {

@@ -22,10 +22,10 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.backends.records import EpochRecord, RunStatus, TrialRecord, TrialStatus
 from core.errors import BackendError, SpecError
 from core.spec import (
     DATASET_NAMES,
@@ -39,6 +39,7 @@ from core.spec import (
     StudySpec,
     typed_value,
 )
+from core.trainer.train import BEST_SUFFIX, objective_arguments
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 DEFAULT_FRAMEWORK_VERSION = "2.21"
@@ -76,7 +77,7 @@ METRIC_LINES: dict[str, str] = {
 """Each metric's name in the trainer's log lines (``val_accuracy: 0.9123`` per epoch, see
 core.trainer.train.epoch_lines); no line name is a suffix of another."""
 
-TUNING_STATUS: dict[str, tuple[str, str | None]] = {
+TUNING_STATUS: dict[str, tuple[RunStatus, str | None]] = {
     "InProgress": ("running", None),
     "Completed": ("completed", None),
     "Failed": ("failed", None),
@@ -87,7 +88,7 @@ TUNING_STATUS: dict[str, tuple[str, str | None]] = {
 }
 """HyperParameterTuningJobStatus -> (run status, detail)."""
 
-TRAINING_STATUS: dict[str, str] = {
+TRAINING_STATUS: dict[str, TrialStatus] = {
     "InProgress": "running",
     "Completed": "completed",
     "Failed": "failed",
@@ -457,6 +458,7 @@ def static_hyperparameters(
     }
     if spec.dataset.subset is not None:
         out["subset"] = str(spec.dataset.subset)
+    out.update(objective_arguments(spec))
     out.update({k: _text(v) for k, v in sorted(dict(spec.model).items())})
     out.update({p.name: _text(p.value) for p in spec.space if isinstance(p, FixedParam)})
     out.update(
@@ -470,14 +472,33 @@ def static_hyperparameters(
     return out
 
 
+def objective_metric(spec: StudySpec) -> str:
+    """Return the tuning objective's metric name: the running best of the spec's metric.
+
+    SageMaker keeps the last value its regex matched as a training job's final metric, so the
+    objective reads the trainer's ``val_accuracy_best`` line: the last one is the best epoch,
+    the objective every platform records.
+    """
+    return METRIC_LINES[spec.objective.metric] + BEST_SUFFIX
+
+
+def spec_metric(objective_name: str) -> str:
+    """Return the spec's metric of a tuning objective's name (the inverse of objective_metric)."""
+    line = objective_name.removesuffix(BEST_SUFFIX)
+    return next((m for m, printed in METRIC_LINES.items() if printed == line), line)
+
+
 def metric_definitions(spec: StudySpec) -> list[dict[str, str]]:
     """Return the metric definitions: the objective first, the other metrics, the epoch count.
 
     Each regex reads one of the trainer's per-epoch lines; SageMaker keeps the last value as
-    the final metric (``epoch`` shows how far Hyperband let a trial run).
+    the final metric (``epoch`` shows how far Hyperband let a trial run). The objective reads
+    the running best (:func:`objective_metric`); the other metrics keep the last epoch.
     """
-    names = [spec.objective.metric] + [m for m in (*METRICS, "epoch") if m != spec.objective.metric]
-    return [{"Name": m, "Regex": rf"{METRIC_LINES[m]}: ([0-9\.]+)"} for m in names]
+    best = objective_metric(spec)
+    return [{"Name": best, "Regex": rf"{best}: ([0-9\.]+)"}] + [
+        {"Name": m, "Regex": rf"{METRIC_LINES[m]}: ([0-9\.]+)"} for m in (*METRICS, "epoch")
+    ]
 
 
 def _resource_limits(spec: StudySpec) -> Any:
@@ -527,7 +548,7 @@ def tuning_job_config(spec: StudySpec, settings: Mapping[str, Any]) -> Any:
         strategy=strategy,
         hyper_parameter_tuning_job_objective=shapes.HyperParameterTuningJobObjective(
             type="Maximize" if spec.objective.goal == "max" else "Minimize",
-            metric_name=spec.objective.metric,
+            metric_name=objective_metric(spec),
         ),
         resource_limits=_resource_limits(spec),
         parameter_ranges=ranges,
@@ -654,12 +675,12 @@ def to_json(request: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- reading back
 
 
-def run_status(status: str) -> tuple[str, str | None]:
+def run_status(status: str) -> tuple[RunStatus, str | None]:
     """Map a HyperParameterTuningJobStatus to (run status, detail)."""
     return TUNING_STATUS.get(status, ("running", f"SageMaker status {status}"))
 
 
-def trial_status(status: str) -> str:
+def trial_status(status: str) -> TrialStatus:
     """Map a TrainingJobStatus to a trial status."""
     return TRAINING_STATUS.get(status, "running")
 
@@ -691,7 +712,8 @@ def restore_params(tuned: Mapping[str, Any], spec: StudySpec | None) -> dict[str
     return out
 
 
-def _epoch_seconds(value: Any) -> float | None:
+def epoch_seconds(value: Any) -> float | None:
+    """Return a time from a SageMaker answer (a datetime, or seconds) as epoch seconds."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -715,15 +737,6 @@ def log_stream_prefix(training_job_name: str) -> str:
     return f"{training_job_name}/algo-1-"
 
 
-@dataclass
-class EpochRecord:
-    """One epoch read from the trainer's log lines: its number, metrics and wall seconds."""
-
-    epoch: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    wall_s: float | None = None
-
-
 def parse_epochs(messages: Iterable[str]) -> list[EpochRecord]:
     """Return the epochs the trainer printed (``epoch: N``, ``val_accuracy: 0.91``, ...).
 
@@ -731,7 +744,7 @@ def parse_epochs(messages: Iterable[str]) -> list[EpochRecord]:
     ``val_loss``, ``val_accuracy``); every other log line is ignored.
     """
     names = {line: metric for metric, line in METRIC_LINES.items()}
-    out: list[EpochRecord] = []
+    out: list[tuple[int, dict[str, float], float | None]] = []
     for message in messages:
         for line in str(message).splitlines():
             match = _EPOCH_LINE.match(line.strip())
@@ -739,79 +752,18 @@ def parse_epochs(messages: Iterable[str]) -> list[EpochRecord]:
                 continue
             key, value = match.group(1), float(match.group(2))
             if key == "epoch":
-                out.append(EpochRecord(int(value)))
+                out.append((int(value), {}, None))
             elif out and key == "epoch_seconds":
-                out[-1].wall_s = value
+                out[-1] = (out[-1][0], out[-1][1], value)
             elif out and math.isfinite(value):
-                out[-1].metrics[names[key]] = value
-    return [e for e in out if e.metrics]
+                out[-1][1][names[key]] = value
+    return [EpochRecord(n, metrics, wall) for n, metrics, wall in out if metrics]
 
 
 def trial_number(training_job_name: str) -> int | None:
     """Return a trial's 0-based number from SageMaker's name ``<tuning job>-007-1a2b3c4d``."""
     match = re.search(r"-(\d{3})-[0-9a-zA-Z]{8}$", training_job_name)
     return int(match.group(1)) - 1 if match else None
-
-
-@dataclass
-class TrialRecord:
-    """One training job of a tuning job, read back for the store.
-
-    Attributes:
-        key: the training job's name (the trial's key in the store).
-        number: 0-based trial number, or None when the name does not carry one.
-        params: tuned parameters (types restored) and the spec's fixed ones.
-        status: the trial's status (running, completed, failed, stopped).
-        objective: the objective metric's final value, when there is one.
-        metrics: final value of every metric SageMaker parsed from the logs.
-        started_at: epoch seconds the training started.
-        ended_at: epoch seconds the training ended.
-        duration_s: training seconds.
-        billable_s: billable seconds (what AWS charges for).
-        instance_type: the machine type.
-        instance_count: machines per job.
-        error: SageMaker's failure reason, for failed jobs.
-        described: whether DescribeTrainingJob's details were read.
-    """
-
-    key: str
-    number: int | None
-    params: dict[str, Any]
-    status: str
-    objective: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    started_at: float | None = None
-    ended_at: float | None = None
-    duration_s: float | None = None
-    billable_s: float | None = None
-    instance_type: str | None = None
-    instance_count: int = 1
-    error: str | None = None
-    described: bool = False
-
-    def cost(self, price_per_hour: float | None) -> float | None:
-        """Return the trial's cost: billable seconds × instance price × instances."""
-        if price_per_hour is None or self.billable_s is None:
-            return None
-        return self.billable_s / 3600.0 * price_per_hour * self.instance_count
-
-    def fields(self, price_per_hour: float | None) -> dict[str, Any]:
-        """Return the keyword arguments of ``Store.upsert_trial`` (None values left out)."""
-        values: dict[str, Any] = {
-            "number": self.number,
-            "params": self.params,
-            "status": self.status,
-            "objective": self.objective,
-            "metrics": self.metrics,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "duration_s": self.duration_s,
-            "billable_s": self.billable_s,
-            "cost_usd": self.cost(price_per_hour),
-            "instance_type": self.instance_type,
-            "error": self.error,
-        }
-        return {k: v for k, v in values.items() if v is not None}
 
 
 def parse_training_job(
@@ -842,10 +794,10 @@ def parse_training_job(
         objective = metrics.get(objective_metric)
     if objective is not None and final.get("MetricName"):
         metrics.setdefault(str(final["MetricName"]), float(objective))
-    started = _epoch_seconds(desc.get("TrainingStartTime") or summary.get("TrainingStartTime"))
-    ended = _epoch_seconds(desc.get("TrainingEndTime") or summary.get("TrainingEndTime"))
+    started = epoch_seconds(desc.get("TrainingStartTime") or summary.get("TrainingStartTime"))
+    ended = epoch_seconds(desc.get("TrainingEndTime") or summary.get("TrainingEndTime"))
     duration = desc.get("TrainingTimeInSeconds")
-    if duration is None and started is not None and ended is not None:
+    if started is not None and ended is not None:  # end - start, as on every platform
         duration = max(ended - started, 0.0)
     resources = desc.get("ResourceConfig") or {}
     return TrialRecord(
@@ -862,7 +814,6 @@ def parse_training_job(
         instance_type=resources.get("InstanceType"),
         instance_count=int(resources.get("InstanceCount") or 1),
         error=desc.get("FailureReason") or summary.get("FailureReason") or None,
-        described=description is not None,
     )
 
 
@@ -916,7 +867,7 @@ def spec_from_job(description: Mapping[str, Any], name: str) -> dict[str, Any]:
         "space": space,
         "strategy": strategy,
         "objective": {
-            "metric": objective.get("MetricName", "val_accuracy"),
+            "metric": spec_metric(str(objective.get("MetricName", "val_accuracy"))),
             "goal": "min" if objective.get("Type") == "Minimize" else "max",
         },
         "budget": budget,

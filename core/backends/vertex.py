@@ -27,16 +27,17 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.backends.base import CloudBackend, Forecast, PollResult
+from core.backends.base import CloudBackend, PollResult
+from core.backends.cloud import CloudBackendBase, JobReport, Submitted, run_spec
 from core.backends.vertex_request import (
     DEFAULT_OBJECTIVE,
     PACKAGE_NAME,
     PACKAGE_VERSION,
     PYTHON_MODULE,
-    JobReport,
     accelerator,
     build_job,
     build_request,
@@ -46,7 +47,6 @@ from core.backends.vertex_request import (
     message_to_dict,
     parent_path,
     parse_job,
-    parse_time,
     slug,
     spec_from_job,
 )
@@ -71,7 +71,6 @@ _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _DATA_MARKER = "_cloudtune_fingerprint.txt"
-_ACTIVE = ("queued", "running")  # core.store.ACTIVE_STATUSES, without importing SQLAlchemy
 _ADC_HINT = (
     "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
     "service-account key file, or run CloudTune on Google Cloud"
@@ -279,7 +278,7 @@ def _provider_errors(what: str) -> Iterator[None]:
     except CloudTuneError:
         raise
     except Exception as err:  # the SDKs raise many unrelated types
-        raise _translate(err, what) from None
+        raise _translate(err, what) from err
 
 
 def _translate(err: Exception, what: str) -> CloudTuneError:
@@ -311,7 +310,7 @@ def _translate(err: Exception, what: str) -> CloudTuneError:
 # ----------------------------------------------------------------------------- the backend
 
 
-class VertexBackend:
+class VertexBackend(CloudBackendBase):
     """Runs a study as one Vertex AI HyperparameterTuningJob.
 
     Args:
@@ -348,14 +347,13 @@ class VertexBackend:
         data_stager: DataStager | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
+        super().__init__(store, clock=clock)
         self._credentials = credentials
         self._api_endpoint = api_endpoint
         self._api_transport = api_transport or ("rest" if api_endpoint else None)
         self._storage_endpoint = storage_endpoint or api_endpoint
         self._bundle_builder = bundle_builder or _default_bundle
         self._data_stager = data_stager or _default_stager
-        self._clock = clock
 
     # -- readiness and forecasts
     def credentials_source(self) -> str | None:
@@ -381,12 +379,6 @@ class VertexBackend:
             else:
                 problems.append(f"No Google Cloud credentials were found: {_ADC_HINT}.")
         return problems
-
-    def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Return the time and cost forecast of ``spec`` on Vertex AI (core.forecasting)."""
-        from core.forecasting import forecast
-
-        return forecast("vertex", spec, dict(settings), self.store)
 
     # -- previews and bundles
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
@@ -423,24 +415,15 @@ class VertexBackend:
         (folder / "README.txt").write_text(_readme(spec, settings, request), encoding="utf-8")
         return str(folder)
 
-    # -- launching
-    def launch(self, spec: StudySpec, run: RunRow) -> str:
-        """Stage the trainer and data, create the tuning job, store its resource name.
-
-        Returns at once after the job is created (it does not wait for trials).
+    # -- submitting
+    def submit(self, spec: StudySpec, run: RunRow, settings: dict[str, Any]) -> Submitted:
+        """Stage the trainer and data to Cloud Storage and create the tuning job.
 
         Raises:
-            BackendNotReady: settings or credentials are missing.
             BackendError: the request or an upload failed.
             SpecError: the strategy or a parameter cannot be translated.
             DatasetError: the dataset cannot be staged.
         """
-        settings = dict(run.settings)
-        problems = self.check(settings)
-        if problems:
-            raise BackendNotReady(
-                f"{self.label} is not ready: " + " ".join(problems), problems=problems
-            )
         if not settings.get("job_name"):
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._clock()))
             settings["job_name"] = f"cloudtune-{slug(spec.name, 30)}-r{run.id}-{stamp}"
@@ -459,10 +442,7 @@ class VertexBackend:
             created = job.api_client.create_hyperparameter_tuning_job(
                 parent=parent_path(settings), hyperparameter_tuning_job=job_resource(job)
             )
-        handle = str(created.name)
-        self.store.update_run(run.id, handle=handle, settings=settings)
-        self.store.set_run_status(run.id, "running", detail="submitted to Vertex AI")
-        return handle
+        return Submitted(str(created.name), machine_type(settings), settings)
 
     def _configure_sdk(self) -> None:
         if self._api_endpoint:
@@ -519,138 +499,29 @@ class VertexBackend:
             )
             return message_to_dict(job.gca_resource)
 
-    def poll(self, run: RunRow) -> PollResult:
-        """Read the job's state and trials into the store; return the run's status."""
-        if not run.handle:
-            raise BackendError(
-                f"Run {run.id} has no Vertex AI job yet; launch it, or import a job with "
-                "`python -m core import-job NAME --backend vertex`."
-            )
-        job = self._get_job(run.handle, run.settings)
-        report = parse_job(job, _spec_or_none(run.spec))
-        written, cost = self._write_trials(run, report)
-        status, detail, error = report.status, report.detail, report.error
-        cap = self._budget_stop(run, status, cost)
-        if cap:
-            self._cancel_job(run.handle, run.settings)
-            status, detail = "stopped", cap
-        self._write_run(run, job, status, detail, error, cost)
-        return PollResult(status=status, detail=detail, new_trials=written, error=error)
-
-    def _write_trials(self, run: RunRow, report: JobReport) -> tuple[int, float | None]:
-        settings = run.settings
-        price = self._price(settings)
-        old = {t.trial_key: t for t in self.store.list_trials(run.id)}
-        written = 0
-        total: float | None = None
-        for rec in report.trials:
-            cost = None
-            if rec.duration_s is not None and price is not None:
-                cost = rec.duration_s / 3600.0 * price
-                total = (total or 0.0) + cost
-            before = old.get(rec.key)
-            if (
-                before is not None
-                and before.status == rec.status
-                and rec.status != "running"
-                and before.objective == rec.objective
-                and before.ended_at == rec.ended_at
-            ):
-                continue
-            trial_id = self.store.upsert_trial(
-                run.id,
-                rec.key,
-                **({"number": rec.number} if rec.number is not None else {}),
-                params=rec.params,
-                status=rec.status,
-                objective=rec.objective,
-                metrics=rec.metrics,
-                started_at=rec.started_at,
-                ended_at=rec.ended_at,
-                duration_s=rec.duration_s,
-                billable_s=rec.duration_s,
-                cost_usd=cost,
-                instance_type=machine_type(settings),
-                error=rec.error,
-            )
-            for step, metrics, wall in rec.epochs:
-                self.store.add_epoch(trial_id, step, metrics, wall_s=wall)
-            written += 1
-        return written, total
-
-    def _price(self, settings: Mapping[str, Any]) -> float | None:
-        kind, count = accelerator(settings)
-        try:
-            from core.pricing import hourly_price
-        except ImportError:
-            value = settings.get("price_per_hour")
-            return float(value) if value is not None else None
-        price = hourly_price(
-            "vertex",
-            machine_type(settings),
-            region=settings.get("region"),
-            accelerator_type=kind,
-            accelerator_count=count,
-            store=self.store,
-        )
-        return None if price is None else float(price)
-
-    def _budget_stop(self, run: RunRow, status: str, cost: float | None) -> str | None:
-        if status not in _ACTIVE:
-            return None
-        spec = _spec_or_none(run.spec)
-        if spec is None:
-            return None
-        cap_cost = spec.budget.max_cost_usd
-        if cap_cost is not None and cost is not None and cost >= cap_cost:
-            return f"stopped: the cost cap of ${cap_cost:g} was reached (${cost:.2f} spent)"
-        cap_min = spec.budget.max_minutes
-        started = run.started_at or run.created_at
-        if cap_min is not None and self._clock() - started >= cap_min * 60:
-            return f"stopped: the time cap of {cap_min:g} minutes was reached"
-        return None
-
-    def _write_run(
-        self,
-        run: RunRow,
-        job: Mapping[str, Any],
-        status: str,
-        detail: str | None,
-        error: str | None,
-        cost: float | None,
-    ) -> None:
-        if (status, detail, error) != (run.status, run.status_detail, run.error):
-            self.store.set_run_status(run.id, status, error=error, detail=detail)
-        times: dict[str, Any] = {}
-        started = parse_time(job.get("startTime"))
-        if started is not None and run.started_at != started:
-            times["started_at"] = started
-        ended = parse_time(job.get("endTime"))
-        if status not in _ACTIVE and ended is not None:
-            times["ended_at"] = ended
-        if cost is not None and cost != run.cost_usd:
-            times["cost_usd"] = cost
-        if times:
-            self.store.update_run(run.id, **times)
+    def read_job(self, run: RunRow, spec: StudySpec | None, known: Mapping[str, Any]) -> JobReport:
+        """Read the job's state, times and trials (measurements are the epochs)."""
+        job = self._get_job(str(run.handle), run.settings)
+        report = parse_job(job, spec)
+        machine = machine_type(run.settings)
+        report.trials = [replace(t, instance_type=machine) for t in report.trials]
+        return report
 
     # -- stopping and importing
-    def _cancel_job(self, handle: str, settings: Mapping[str, Any]) -> None:
+    def stop_job(self, run: RunRow) -> None:
+        """Cancel the tuning job; one that already ended is not an error."""
         from google.cloud import aiplatform
 
         self._configure_sdk()
-        name = _resource_name(handle, settings)
-        with _provider_errors(f"cancelling the Vertex AI job {name}"):
-            aiplatform.HyperparameterTuningJob.get(
-                resource_name=name, credentials=self._credentials
-            ).cancel()
-
-    def cancel(self, run: RunRow) -> None:
-        """Cancel the tuning job; completed trials stay in the store."""
-        if not run.handle:
-            self.store.set_run_status(run.id, "cancelled", detail="cancelled before launch")
-            return
-        self._cancel_job(run.handle, run.settings)
-        self.poll(self.store.get_run(run.id))
+        name = _resource_name(str(run.handle), run.settings)
+        try:
+            with _provider_errors(f"cancelling the Vertex AI job {name}"):
+                aiplatform.HyperparameterTuningJob.get(
+                    resource_name=name, credentials=self._credentials
+                ).cancel()
+        except BackendError as err:
+            if type(err.__cause__).__name__ != "FailedPrecondition":
+                raise
 
     def import_job(self, job_name: str, run: RunRow) -> PollResult:
         """Attach an existing tuning job (resource name, or id in the run's project and region).
@@ -664,7 +535,7 @@ class VertexBackend:
         name = _resource_name(job_name, run.settings)
         job = self._get_job(name, run.settings)
         updates: dict[str, Any] = {"handle": name}
-        if _spec_or_none(run.spec) is None:
+        if run_spec(run) is None:
             data = spec_from_job(job, str(job.get("displayName") or job_name))
             with suppress(SpecError):
                 updates["spec_json"] = json.dumps(parse_spec(data).to_dict(), sort_keys=True)
@@ -703,15 +574,6 @@ def _resource_name(handle: str, settings: Mapping[str, Any]) -> str:
     if handle.startswith("projects/"):
         return handle
     return f"{parent_path(settings)}/hyperparameterTuningJobs/{handle}"
-
-
-def _spec_or_none(data: Mapping[str, Any] | None) -> StudySpec | None:
-    if not data or "space" not in data:
-        return None
-    try:
-        return parse_spec(dict(data))
-    except SpecError:
-        return None
 
 
 def _settings_problems(settings: Mapping[str, Any]) -> list[str]:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from core.backends.cloud import JobReport
+from core.backends.records import EpochRecord, RunStatus, TrialRecord, TrialStatus
 from core.errors import BackendError, SpecError
 from core.spec import (
     KNOWN_PARAMS,
@@ -65,7 +67,7 @@ JOB_STATES: dict[int, str] = {
 }
 """Vertex AI's JobState enum: the REST transport may send either the number or the name."""
 
-_JOB_STATUS: dict[str, tuple[str, str | None]] = {
+_JOB_STATUS: dict[str, tuple[RunStatus, str | None]] = {
     "JOB_STATE_UNSPECIFIED": ("queued", "Vertex AI has not reported a state yet"),
     "JOB_STATE_QUEUED": ("queued", "queued on Vertex AI"),
     "JOB_STATE_PENDING": ("queued", "pending: Vertex AI is provisioning machines"),
@@ -88,7 +90,7 @@ TRIAL_STATES: dict[int, str] = {
     4: "SUCCEEDED",
     5: "INFEASIBLE",
 }
-_TRIAL_STATUS = {
+_TRIAL_STATUS: dict[str, TrialStatus] = {
     "STATE_UNSPECIFIED": "running",
     "REQUESTED": "running",
     "ACTIVE": "running",
@@ -390,9 +392,10 @@ def trainer_args(spec: StudySpec, data_uri: str) -> list[str]:
     Returns:
         The arguments, each ``--name=value``.
     """
+    from core.trainer.train import objective_arguments
+
     args = [f"--data-dir={data_uri}", f"--epochs={spec.budget.epochs}", f"--seed={spec.seed}"]
-    if spec.objective.metric != DEFAULT_OBJECTIVE:
-        args.append(f"--objective={spec.objective.metric}")
+    args += [f"--{k}={v}" for k, v in objective_arguments(spec).items()]
     options = {k: v for k, v in dict(spec.model).items() if MODEL_OPTIONS.get(k) != v}
     args += [f"--{k}={_arg_value(v)}" for k, v in sorted(options.items())]
     args += [f"--{p.name}={_arg_value(p.value)}" for p in spec.space if isinstance(p, FixedParam)]
@@ -592,7 +595,7 @@ def _enum_name(value: Any, names: Mapping[int, str]) -> str:
     return str(value or names[0])
 
 
-def job_status(state: Any) -> tuple[str, str | None]:
+def job_status(state: Any) -> tuple[RunStatus, str | None]:
     """Map a Vertex AI job state (number or name) to a store run status and a detail.
 
     Args:
@@ -605,7 +608,7 @@ def job_status(state: Any) -> tuple[str, str | None]:
     return _JOB_STATUS.get(name, ("running", f"Vertex AI state {name}"))
 
 
-def trial_status(state: Any) -> str:
+def trial_status(state: Any) -> TrialStatus:
     """Map a Vertex AI trial state (number or name) to a store trial status.
 
     Args:
@@ -682,37 +685,6 @@ def restore_value(name: str, value: Any, spec: StudySpec | None, job_kind: str |
     return typed_value(name, value, param, kind=job_kind)
 
 
-@dataclass
-class TrialRecord:
-    """One Vertex AI trial, ready for ``Store.upsert_trial``.
-
-    Attributes:
-        key: the trial's id in the job.
-        number: zero-based trial number.
-        status: the store's trial status.
-        params: parameter values with the spec's types.
-        objective: the objective's final value, if any.
-        metrics: every metric of the final measurement.
-        started_at: epoch seconds.
-        ended_at: epoch seconds.
-        duration_s: end minus start, for finished trials.
-        error: why the trial failed.
-        epochs: intermediate measurements: (step, metrics, elapsed seconds).
-    """
-
-    key: str
-    number: int | None
-    status: str
-    params: dict[str, Any]
-    objective: float | None
-    metrics: dict[str, float]
-    started_at: float | None
-    ended_at: float | None
-    duration_s: float | None
-    error: str | None = None
-    epochs: list[tuple[int, dict[str, float], float | None]] = field(default_factory=list)
-
-
 def _metrics(measurement: Mapping[str, Any] | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for m in (measurement or {}).get("metrics") or []:
@@ -758,7 +730,8 @@ def parse_trial(
     for m in trial.get("measurements") or []:
         step = m.get("stepCount")
         if step is not None:
-            epochs.append((int(step), _metrics(m), parse_duration(m.get("elapsedDuration"))))
+            seconds = parse_duration(m.get("elapsedDuration"))
+            epochs.append(EpochRecord(int(step), _metrics(m), seconds))
     error = None
     if status == "failed":
         error = str(trial.get("infeasibleReason") or "Vertex AI marked the trial infeasible.")
@@ -772,30 +745,10 @@ def parse_trial(
         started_at=started,
         ended_at=ended,
         duration_s=duration,
+        billable_s=duration,
         error=error,
-        epochs=epochs,
+        epochs=tuple(epochs),
     )
-
-
-@dataclass
-class JobReport:
-    """A job's state and trials as read from its JSON.
-
-    Attributes:
-        name: the job's resource name.
-        status: the store's run status.
-        detail: a sentence about the state, or None.
-        error: the job's error message when it failed.
-        trials: the trials.
-        metric: the objective's metric id.
-    """
-
-    name: str
-    status: str
-    detail: str | None
-    error: str | None
-    trials: list[TrialRecord]
-    metric: str
 
 
 def parse_job(job: Mapping[str, Any], spec: StudySpec | None) -> JobReport:
@@ -821,12 +774,12 @@ def parse_job(job: Mapping[str, Any], spec: StudySpec | None) -> JobReport:
         error = str(err.get("message") or detail or "The Vertex AI job failed.")
         error = f"Vertex AI reports the job failed: {error}"
     return JobReport(
-        name=str(job.get("name", "")),
         status=status,
         detail=detail,
         error=error,
         trials=trials,
-        metric=metric,
+        started_at=parse_time(job.get("startTime")),
+        ended_at=parse_time(job.get("endTime")) if finished else None,
     )
 
 

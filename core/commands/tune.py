@@ -268,10 +268,7 @@ def run_summary(store: Store, run: RunRow) -> dict[str, Any]:
 
 
 def _elapsed(run: RunRow, now: float | None = None) -> float:
-    if run.started_at is None:
-        return 0.0
-    end = run.ended_at if run.ended_at is not None else (now or time.time())
-    return max(0.0, end - run.started_at)
+    return run.wall_s(now) or 0.0
 
 
 def _clock(seconds: float) -> str:

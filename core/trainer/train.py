@@ -2,10 +2,16 @@
 
 Run ``python train.py --learning_rate=0.01 --batch_size 64 --epochs 5`` from a bundle folder or
 ``python -m core.trainer.train ...`` in the repository. Per epoch it prints ``epoch: N``,
-``train_loss``, ``train_accuracy``, ``val_loss`` and ``val_accuracy: 0.xxxx`` lines (SageMaker's
-metric regexes read them), appends the objective to the cloudml-hypertune metrics file (Vertex
-AI) and, when an MLflow tracking URI is set (Azure ML), logs it to MLflow. The model is saved
-as ``model.keras`` with ``metrics.json`` beside it.
+``train_loss``, ``train_accuracy``, ``val_loss`` and ``val_accuracy: 0.xxxx`` lines and the
+objective's running best (``val_accuracy_best: 0.xxxx``; SageMaker's metric regexes read them),
+appends the objective to the cloudml-hypertune metrics file (Vertex AI) and, when an MLflow
+tracking URI is set (Azure ML), logs the metrics and the running best to MLflow. The model is
+saved as ``model.keras`` with ``metrics.json`` beside it.
+
+One measurement on every platform: a trial's objective is its best epoch (the running best is
+what SageMaker's objective regex and Azure ML's primary metric read; Vertex AI selects its best
+measurement), and a trial trains with seed = ``--seed`` + its index, which the trainer reads
+from the service's own naming of the trial (:func:`trial_index`), as the local backend does.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,8 +57,32 @@ EPOCH_KEYS = (
 METRIC_DEFINITIONS: list[dict[str, str]] = [
     {"Name": name, "Regex": rf"{name}: ([0-9\.]+)"} for name, _ in EPOCH_KEYS
 ] + [{"Name": "epoch", "Regex": r"epoch: ([0-9]+)"}]
+BEST_SUFFIX = "_best"
+"""The running best of the objective is printed and logged as ``<name>_best`` (e.g.
+``val_accuracy_best``): no other metric's regex matches that line."""
+GOALS = {"val_accuracy": "max", "accuracy": "max", "val_loss": "min", "loss": "min"}
+"""Each objective's natural direction (``--goal`` overrides it)."""
 
 EpochSink = Callable[[int, Mapping[str, float]], None]
+
+
+def objective_arguments(spec: Any) -> dict[str, str]:
+    """Return the trainer's objective arguments a study needs: none for the defaults.
+
+    Args:
+        spec: a StudySpec (its objective's metric and goal).
+
+    Returns:
+        ``{"objective": ...}`` when the metric is not val_accuracy, ``{"goal": ...}`` when the
+        goal is not the metric's own direction.
+    """
+    metric, goal = spec.objective.metric, spec.objective.goal
+    out = {}
+    if metric != OBJECTIVE:
+        out["objective"] = str(metric)
+    if goal != GOALS.get(metric, "max"):
+        out["goal"] = str(goal)
+    return out
 
 
 class UsageError(Exception):
@@ -71,8 +103,15 @@ class TrainConfig:
     validation_split: float | None = 0.2
     threads: int = 0
     objective: str = OBJECTIVE
+    goal: str = "max"
+    trial: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+
+    @property
+    def trial_seed(self) -> int:
+        """The seed this trial trains with: the study's seed + the trial's index."""
+        return self.seed + self.trial
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,7 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="dataset name (default: detect)")
     parser.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
     parser.add_argument("--model-dir", "--model_dir", dest="model_dir", default=None)
-    parser.add_argument("--seed", default="0")
+    parser.add_argument("--seed", default="0", help="the study's seed (+ the trial's index)")
+    parser.add_argument(
+        "--trial-index",
+        "--trial_index",
+        dest="trial_index",
+        default="auto",
+        help="the trial's index from 0 (auto: from the tuning service's environment)",
+    )
+    parser.add_argument("--goal", default=None, help="max or min (default: the metric's own)")
     parser.add_argument("--subset", default=None, help="keep at most N training images")
     parser.add_argument(
         "--validation-split",
@@ -133,6 +180,52 @@ def _objective(raw: object) -> str:
             f"{', '.join(OBJECTIVES)}."
         )
     return name
+
+
+def _goal(raw: object, objective: str) -> str:
+    if raw is None:
+        return GOALS[objective]
+    goal = str(decode_value(raw)).lower()
+    if goal not in ("max", "min"):
+        raise UsageError(f"--goal must be max or min, not {raw!r}.")
+    return goal
+
+
+_SAGEMAKER_TRIAL = re.compile(r"-(\d{3})-[0-9a-zA-Z]{8}$")
+_AZURE_TRIAL = re.compile(r"_(\d+)$")
+
+
+def trial_index(env: Mapping[str, str]) -> int:
+    """Return the trial's index from 0, as the tuning service numbers it, else 0.
+
+    * SageMaker names a tuning job's training jobs ``<tuning job>-007-1a2b3c4d`` and passes the
+      name as ``TRAINING_JOB_NAME`` (trial 7 has index 6);
+    * Vertex AI passes the trial's id, counted from 1, as ``CLOUD_ML_TRIAL_ID``;
+    * Azure ML runs a sweep's trial ``n`` (from 0) as the child run ``<sweep>_<n>``, named by
+      ``AZUREML_RUN_ID`` (and ``MLFLOW_RUN_NAME`` where set).
+
+    The pollers number the trials by the same names (core.backends), so the seed recorded on a
+    trial is the one it trained with.
+    """
+    name = env.get("TRAINING_JOB_NAME")
+    if name:
+        match = _SAGEMAKER_TRIAL.search(name)
+        if match:
+            return int(match.group(1)) - 1
+    vertex = str(env.get("CLOUD_ML_TRIAL_ID") or "")
+    if vertex.isdigit() and int(vertex) > 0:
+        return int(vertex) - 1
+    for var in ("AZUREML_RUN_ID", "MLFLOW_RUN_NAME"):
+        match = _AZURE_TRIAL.search(str(env.get(var) or ""))
+        if match:
+            return int(match.group(1))
+    return 0
+
+
+def _trial(raw: object, env: Mapping[str, str]) -> int:
+    if str(raw).strip().lower() in ("", "auto", "none"):
+        return trial_index(env)
+    return _whole("trial-index", raw, 0)
 
 
 def _options(ns: argparse.Namespace) -> dict[str, Any]:
@@ -255,6 +348,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainCon
     tokens = _file_tokens(parser, sagemaker_hyperparameters(env)) + args
     ns, unknown = parser.parse_known_args(tokens)
     subset = None if ns.subset in (None, "", "None", "none") else _whole("subset", ns.subset, 1)
+    objective = _objective(ns.objective)
     return TrainConfig(
         params=_params_from(ns),
         epochs=_whole("epochs", ns.epochs, 1),
@@ -265,7 +359,9 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainCon
         subset=subset,
         validation_split=_split(ns.validation_split),
         threads=_whole("threads", ns.threads, 0),
-        objective=_objective(ns.objective),
+        objective=objective,
+        goal=_goal(ns.goal, objective),
+        trial=_trial(ns.trial_index, env),
         options=_options(ns),
         ignored=unknown,
     )
@@ -473,37 +569,107 @@ def _safe(sink: EpochSink, label: str) -> EpochSink:
     return call
 
 
+def best_name(objective: str = OBJECTIVE) -> str:
+    """Return the name the objective's running best is printed and logged under."""
+    return OBJECTIVES.get(objective, objective) + BEST_SUFFIX
+
+
 def epoch_lines(epoch: int, metrics: Mapping[str, float], seconds: float) -> list[str]:
     """The lines printed after an epoch (SageMaker's regexes read them).
 
     Args:
         epoch: The epoch number, from 1.
-        metrics: train_loss, train_accuracy, val_loss, val_accuracy.
+        metrics: train_loss, train_accuracy, val_loss, val_accuracy, and the objective's
+            running best (e.g. ``val_accuracy_best``).
         seconds: The epoch's wall time.
 
     Returns:
-        ``epoch: N``, one ``name: 0.xxxx`` line per metric, and ``epoch_seconds: s``.
+        ``epoch: N``, one ``name: 0.xxxx`` line per metric, the running best, and
+        ``epoch_seconds: s``.
     """
     lines = [f"epoch: {epoch}"]
     lines += [f"{name}: {metrics[name]:.4f}" for name, _ in EPOCH_KEYS if name in metrics]
+    lines += [f"{k}: {v:.4f}" for k, v in metrics.items() if k.endswith(BEST_SUFFIX)]
     return lines + [f"epoch_seconds: {seconds:.3f}"]
 
 
-def make_epoch_callback(sinks: Sequence[EpochSink]) -> keras.callbacks.Callback:
-    """A Keras callback that prints each epoch's lines and passes its metrics to the sinks.
+class EpochReport:
+    """What the trainer reports after each epoch, on every platform: one place, no Keras.
+
+    It prints the epoch's lines (SageMaker's metric regexes read them), keeps the objective's
+    running best (by the goal) and passes the metrics with that best to the sinks (the
+    hypertune file for Vertex AI, MLflow for Azure ML). The Keras callback of
+    :func:`make_epoch_callback` calls it; the tests' service fakes call it too, so what a fake
+    reads is what the trainer writes.
 
     Args:
-        sinks: Called as ``sink(epoch, metrics)`` after each epoch, epoch counted from 1.
+        sinks: called as ``sink(epoch, metrics)`` after each epoch, epoch counted from 1.
+        objective: the objective's Keras name (val_accuracy, val_loss, accuracy, loss).
+        goal: "max" or "min".
+        out: where the lines go (default: standard output).
+
+    Example:
+        >>> report = EpochReport([], "val_accuracy", "max")
+        >>> report.end_epoch(1, {"val_accuracy": 0.5}, 1.0)   # prints epoch: 1 ...
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[EpochSink],
+        objective: str = OBJECTIVE,
+        goal: str = "max",
+        out: Callable[[str], None] | None = None,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.printed = OBJECTIVES.get(objective, objective)
+        self.best_key = best_name(objective)
+        self.goal = goal
+        self.best: float | None = None
+        self.rows: list[dict[str, float]] = []
+        self._out = out or (lambda text: print(text, flush=True))
+
+    def _better(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.goal == "max" else value < self.best
+
+    def end_epoch(self, epoch: int, metrics: Mapping[str, float], seconds: float) -> None:
+        """Report one finished epoch (numbered from 1) with its printed-name metrics."""
+        values = {k: float(v) for k, v in metrics.items()}
+        current = values.get(self.printed)
+        if current is not None and self._better(current):
+            self.best = current
+        if self.best is not None:
+            values[self.best_key] = self.best
+        self._out("\n".join(epoch_lines(epoch, values, seconds)))
+        self.rows.append({**values, "seconds": seconds})
+        for sink in self.sinks:
+            sink(epoch, values)
+
+
+def keras_metrics(logs: Mapping[str, Any] | None) -> dict[str, float]:
+    """Return Keras' epoch logs under the names the trainer prints (train_loss, ...)."""
+    logs = logs or {}
+    return {name: float(logs[key]) for name, key in EPOCH_KEYS if key in logs}
+
+
+def make_epoch_callback(report: EpochReport) -> keras.callbacks.Callback:
+    """A Keras callback that hands each finished epoch to ``report``.
+
+    Args:
+        report: the trainer's :class:`EpochReport`.
 
     Returns:
-        The callback; its ``rows`` holds one dict per epoch (metrics plus ``seconds``).
+        The callback; ``report.rows`` holds one dict per epoch (metrics plus ``seconds``).
     """
     import keras
 
     class EpochReporter(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.rows: list[dict[str, float]] = []
+            self.report = report
             self._start = time.perf_counter()
 
         def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
@@ -511,12 +677,7 @@ def make_epoch_callback(sinks: Sequence[EpochSink]) -> keras.callbacks.Callback:
 
         def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
             seconds = time.perf_counter() - self._start
-            logs = logs or {}
-            metrics = {name: float(logs[key]) for name, key in EPOCH_KEYS if key in logs}
-            print("\n".join(epoch_lines(epoch + 1, metrics, seconds)), flush=True)
-            self.rows.append({**metrics, "seconds": seconds})
-            for sink in sinks:
-                sink(epoch + 1, metrics)
+            self.report.end_epoch(epoch + 1, keras_metrics(logs), seconds)
 
     return EpochReporter()
 
@@ -553,21 +714,39 @@ def load_data(config: TrainConfig) -> Dataset:
     )
 
 
-def summarise(rows: Sequence[Mapping[str, float]], seconds: float) -> dict[str, Any]:
-    """Final metrics for metrics.json: the last epoch's, the best val_accuracy and timings.
+def summarise(
+    rows: Sequence[Mapping[str, float]],
+    seconds: float,
+    objective: str = OBJECTIVE,
+    goal: str = "max",
+) -> dict[str, Any]:
+    """Final metrics for metrics.json: the last epoch's, the objective's best epoch, timings.
 
     Args:
         rows: One dict per epoch (metrics and ``seconds``).
         seconds: Total training wall time.
+        objective: The objective's Keras name.
+        goal: "max" or "min".
 
     Returns:
-        A JSON-ready dict.
+        A JSON-ready dict; ``best`` is the objective's best epoch value (the trial's result).
     """
+    printed = OBJECTIVES.get(objective, objective)
     last = rows[-1]
-    best = max(range(len(rows)), key=lambda i: rows[i].get(OBJECTIVE, float("-inf")))
-    summary: dict[str, Any] = {"objective": OBJECTIVE, "epochs": len(rows)}
+    sign = 1.0 if goal == "max" else -1.0
+
+    def score(i: int) -> float:
+        value = rows[i].get(printed)
+        return sign * value if value is not None and math.isfinite(value) else float("-inf")
+
+    best = max(range(len(rows)), key=score)
+    summary: dict[str, Any] = {"objective": objective, "goal": goal, "epochs": len(rows)}
     summary.update({name: last[name] for name, _ in EPOCH_KEYS if name in last})
-    summary["best_val_accuracy"] = rows[best].get(OBJECTIVE)
+    summary["best"] = rows[best].get(printed)
+    summary["best_val_accuracy"] = max(
+        (r[OBJECTIVE] for r in rows if OBJECTIVE in r and math.isfinite(r[OBJECTIVE])),
+        default=None,
+    )
     summary["best_epoch"] = best + 1
     summary["train_seconds"] = round(seconds, 3)
     summary["history"] = [dict(row, epoch=i + 1) for i, row in enumerate(rows)]
@@ -620,19 +799,30 @@ def run(config: TrainConfig, env: Mapping[str, str]) -> dict[str, Any]:
     )
     print(f"params: {json.dumps(config.params, sort_keys=True)}", flush=True)
     import keras
+    import numpy as np
 
-    keras.utils.set_random_seed(config.seed)
+    seed = config.trial_seed
+    print(f"trial: {config.trial}, seed: {seed}", flush=True)
+    # the local backend's order: seed everything with the trial's seed, then draw the weights'
+    # seed from NumPy (core.hypermodel), so one configuration starts from the same weights
+    keras.utils.set_random_seed(seed % 2**31)
     model = build_model(
-        config.params, dataset.input_shape, dataset.num_classes, config.options or None
+        config.params,
+        dataset.input_shape,
+        dataset.num_classes,
+        config.options or None,
+        seed=int(np.random.randint(0, 2**31 - 1)),
     )
-    sinks, mlflow_logger = _sinks(env, config.params, config.objective)
-    reporter = make_epoch_callback(sinks)
+    sinks, mlflow_logger = _sinks(env, {**config.params, "seed": seed}, config.objective)
+    report = EpochReport(sinks, config.objective, config.goal)
     ok = False
     try:
         start = time.perf_counter()
-        fit_trial(model, dataset, config.params, config.epochs, [reporter])
-        summary = summarise(reporter.rows, time.perf_counter() - start)  # type: ignore[attr-defined]
-        summary.update(params=config.params, dataset=dataset.name, seed=config.seed)
+        fit_trial(model, dataset, config.params, config.epochs, [make_epoch_callback(report)])
+        summary = summarise(report.rows, time.perf_counter() - start, config.objective, config.goal)
+        summary.update(
+            params=config.params, dataset=dataset.name, seed=seed, trial_index=config.trial
+        )
         model.save(model_dir / "model.keras")
         text = json.dumps(summary, indent=2, sort_keys=True)
         (model_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
@@ -665,9 +855,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, CloudTuneError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    best = summary["best"]
+    shown = "none" if best is None else f"{best:.4f}"
     print(
-        f"done: best val accuracy {summary['best_val_accuracy']:.4f} at epoch "
-        f"{summary['best_epoch']}; model saved in {config.model_dir}",
+        f"done: best {config.objective} {shown} at epoch {summary['best_epoch']}; model saved "
+        f"in {config.model_dir}",
         flush=True,
     )
     return 0
