@@ -97,10 +97,10 @@ def main() -> int:
     study = seed(url, args.trials)
     seed_s = time.perf_counter() - t0
 
-    from core import charts
-    from core.stats import compare
+    from core.analysis import charts
+    from core.analysis.stats import compare
+    from core.analysis.views import compare_frame, run_totals, with_progress_columns
     from core.store import Store
-    from core.views import compare_frame, run_totals, with_progress_columns
 
     store = Store(url)
     read_s, frame = timed(lambda: with_progress_columns(compare_frame(store, study_id=study)))
@@ -127,7 +127,7 @@ def main() -> int:
 
     from streamlit.testing.v1 import AppTest
 
-    from core.stats_posthoc import q_quantile
+    from core.analysis.posthoc import q_quantile
 
     q_quantile.cache_clear()  # the page's cold render pays for its own quantiles
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)

@@ -70,7 +70,7 @@ BARE_PARAMS = {"learning_rate": 0.001, "batch_size": 64, "dropout_rate": 0.3}
 
 def dataset_name() -> str:
     """Fashion-MNIST when Debian's package (or another copy) is there, else digits."""
-    from core.data import available_datasets
+    from core.training.data import available_datasets
 
     for info in available_datasets():
         if info.name == "fashion_mnist" and info.available:
@@ -133,7 +133,7 @@ def machine() -> dict[str, Any]:
 
 def child_env(home: Path) -> dict[str, str]:
     """Environment of every process the benchmark starts: a local worker's, on its own store."""
-    from core.worker import worker_env
+    from core.backends.local.worker import worker_env
 
     return worker_env(
         {
@@ -158,8 +158,8 @@ def plain_kerastuner(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     """
     import keras_tuner as kt
 
-    from core.data import load_dataset
-    from core.model import build_model
+    from core.training.data import load_dataset
+    from core.training.model import build_model
 
     d = spec["dataset"]
     ds = load_dataset(  # the split the backend's worker makes: the spec's seed
@@ -211,8 +211,8 @@ def bare_fit(spec: dict[str, Any], params: dict[str, Any], epochs: int) -> dict[
     """A bare ``model.fit`` of the same CNN and data, timed per epoch (the overhead baseline)."""
     import keras
 
-    from core.data import load_dataset
-    from core.model import build_model, configure_threads
+    from core.training.data import load_dataset
+    from core.training.model import build_model, configure_threads
 
     configure_threads(os.cpu_count() or 1)  # what a single worker sets
     d = spec["dataset"]
@@ -312,7 +312,7 @@ class RssSampler:
 
 def run_backend(spec_data: dict[str, Any], *, sample_rss: bool = False) -> dict[str, Any]:
     """Launch ``spec_data`` on the local backend and wait for it; return its figures."""
-    from core.backends.local import Handle, LocalBackend
+    from core.backends.local.backend import Handle, LocalBackend
     from core.spec import StudySpec
     from core.store import ACTIVE_STATUSES, Store
 
@@ -369,7 +369,7 @@ def run_backend(spec_data: dict[str, Any], *, sample_rss: bool = False) -> dict[
 
 def _reap(pid: int) -> None:
     """Wait for the worker to exit so its CPU time is counted."""
-    from core.backends.local import _CHILDREN
+    from core.backends.local.backend import _CHILDREN
 
     child = _CHILDREN.pop(pid, None)
     if child is not None:
@@ -466,8 +466,8 @@ def profile(spec: dict[str, Any], repeats: int = 2) -> dict[str, Any]:
     """Where a trial's time goes, measured in one process (medians of ``repeats``, interleaved)."""
     import keras
 
-    from core.data import load_dataset
-    from core.model import build_model, clear_session
+    from core.training.data import load_dataset
+    from core.training.model import build_model, clear_session
 
     d = spec["dataset"]
     ds = load_dataset(

@@ -1,4 +1,4 @@
-"""Benchmark of core.stats.compare: 1,000,000 trials, 4 platforms, 3 metrics, under 2 seconds."""
+"""Benchmark of core.analysis.stats.compare: 1,000,000 trials, 4 platforms, 3 metrics, under 2 seconds."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.stats import compare  # noqa: E402
+from core.analysis.stats import compare  # noqa: E402
 
 TARGET_S = 2.0
 RESULTS = ROOT / "bench" / "results" / "stats.json"
@@ -87,7 +87,7 @@ def run(rows: int, repeats: int) -> dict[str, object]:
     assert result is not None
     best = min(times)
     return {
-        "benchmark": "core.stats.compare",
+        "benchmark": "core.analysis.stats.compare",
         "rows": rows,
         "groups": 4,
         "metrics": METRICS,

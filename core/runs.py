@@ -115,7 +115,7 @@ def forecast_for(
     A local forecast with no history and no stored calibration leaves the expected time unknown
     (``expected_wall_s`` None) unless ``calibrate``; :func:`time_this_machine` stores one.
     """
-    from core.backends.local import LocalBackend
+    from core.backends.local.backend import LocalBackend
 
     if isinstance(backend, LocalBackend):
         return backend.estimate(spec, settings, calibrate=calibrate)
@@ -124,7 +124,7 @@ def forecast_for(
 
 def needs_timing(backend: Backend, forecast: Forecast) -> bool:
     """True when a local forecast lacks an expected time that :func:`time_this_machine` gives."""
-    from core.backends.local import LocalBackend
+    from core.backends.local.backend import LocalBackend
 
     return isinstance(backend, LocalBackend) and forecast.expected_wall_s is None
 
@@ -137,7 +137,7 @@ def time_this_machine(store: Store, spec: StudySpec) -> None:
     Raises:
         CloudTuneError: the dataset can neither be loaded nor stood in for.
     """
-    from core.forecasting import cached_calibration
+    from core.costs.forecasting import cached_calibration
 
     cached_calibration(spec, store, run=True)
 
@@ -148,7 +148,7 @@ def record_forecast_error(store: Store, run_id: int) -> dict[str, Any] | None:
     The backend has already written the trials' costs; this only compares (the local worker
     records its own through ``pricing.finalize_run_costs``).
     """
-    from core.pricing import forecast_error
+    from core.costs.pricing import forecast_error
 
     run = store.get_run(run_id)
     if not run.forecast or "error" in run.forecast or run.started_at is None:

@@ -57,7 +57,7 @@ def friendly(what: str) -> Iterator[None]:
 
 def chart_with_downloads(chart: object, name: str) -> None:
     """Show an Altair chart with PNG and SVG download buttons (rendered on click, offline)."""
-    from core.charts import chart_png, chart_svg
+    from core.analysis.charts import chart_png, chart_svg
 
     st.altair_chart(chart, width="stretch")
     with st.popover("Download chart", icon=":material/download:"):

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.views import PUBLISHED_STATS, compare_view, goal_of, group_columns
+from core.analysis.views import PUBLISHED_STATS, compare_view, goal_of, group_columns
 from pages._shared import chart_with_downloads, get_store
 
 store = get_store()
@@ -164,7 +164,7 @@ if stats_table is not None:
 
 
 def _report() -> bytes:
-    from core.report import build_report
+    from core.analysis.report import build_report
 
     return build_report(
         store, int(study_id), group=group, alpha=float(alpha), include_reference=show_reference

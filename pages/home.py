@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.views import runs_overview
+from core.analysis.views import runs_overview
 from pages._shared import get_store
 
 st.title("CloudTune")

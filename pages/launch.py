@@ -5,13 +5,13 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core.analysis.views import format_duration
 from core.backends.base import BACKENDS, get_backend
-from core.drafts import load_draft, save_draft
+from core.backends.platforms import instance_key, load_settings
 from core.errors import BackendNotReady, CloudTuneError, SpecError
-from core.platforms import instance_key, load_settings
 from core.runs import forecast_for, needs_timing, start_run, time_this_machine
 from core.spec import DATASET_NAMES, METRICS, STRATEGIES, parse_spec, spec_problems
-from core.views import format_duration
+from core.spec.drafts import load_draft, save_draft
 from pages._shared import friendly, get_store
 
 store = get_store()
@@ -29,7 +29,7 @@ with left:
     dataset = dict(draft.get("dataset") or {"name": "digits"})
     infos = {}
     with friendly("Looking for datasets"):
-        from core.data import available_datasets
+        from core.training.data import available_datasets
 
         infos = {i.name: i for i in available_datasets(dataset.get("path"))}
     names = list(DATASET_NAMES)
@@ -182,7 +182,7 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
         key = instance_key(name)
         if key:
             try:
-                from core.pricing import instance_types
+                from core.costs.pricing import instance_types
 
                 options = instance_types(name) or [settings.get(key, "")]
             except Exception:  # noqa: BLE001 - the catalog is optional here

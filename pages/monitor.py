@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core import charts
+from core.analysis import charts
+from core.analysis.views import format_duration, platform_label, run_progress
 from core.runs import cancel_run, refresh_run, resume_run
 from core.store import ACTIVE_STATUSES
-from core.views import format_duration, platform_label, run_progress
 from pages._shared import friendly, get_store
 
 store = get_store()

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core.drafts import PRESETS, draft_from_upload, load_draft, preset, save_draft
 from core.errors import SpecError
-from core.spaceedit import new_param, parse_values, points_label, range_advice, values_text
 from core.spec import KNOWN_PARAMS, PARAM_TYPES, SCALES, parse_spec, spec_problems
+from core.spec.drafts import PRESETS, draft_from_upload, load_draft, preset, save_draft
+from core.spec.edit import new_param, parse_values, points_label, range_advice, values_text
 from pages._shared import get_store
 
 store = get_store()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.backends.base import BACKENDS, get_backend
-from core.platforms import PLATFORM_SETTINGS, load_settings, save_settings
+from core.backends.platforms import PLATFORM_SETTINGS, load_settings, save_settings
 from core.store import data_home, redact_url
 from pages._shared import friendly, get_store
 
@@ -69,7 +69,7 @@ for tab, (name, fields) in zip(tabs, PLATFORM_SETTINGS.items(), strict=True):
 
 st.subheader("Prices")
 with friendly("Loading the price catalog"):
-    from core import pricing
+    from core.costs import pricing
 
     frame = pricing.catalog_frame(store)
     stale = int(frame["stale"].sum()) if "stale" in frame else 0

@@ -207,7 +207,7 @@ class FakeVertex:
         """Run the trainer's reporting for ``curve`` and read its hypertune file back."""
         if not curve:
             return []
-        from core.trainer.train import HypertuneReporter
+        from core.training.train import HypertuneReporter
 
         pool = job["trialJobSpec"]["workerPoolSpecs"][0]
         args = list((pool.get("pythonPackageSpec") or {}).get("args") or [])

@@ -62,7 +62,7 @@ class Harness:
 @contextmanager
 def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
     """Start the fake, aim a real MLClient at it, and yield a ready :class:`Harness`."""
-    from core.backends.azure import AzureBackend
+    from core.backends.azure.backend import AzureBackend
 
     fake = FakeAzureML(mlflow_store(tmp_path / "mlflow")).start()
     try:
@@ -83,6 +83,6 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
 
 def fresh_backend(store: Store, h: Harness) -> Backend:
     """A new backend wired like ``h.backend`` (an app restart: it knows only the store)."""
-    from core.backends.azure import AzureBackend
+    from core.backends.azure.backend import AzureBackend
 
     return AzureBackend(store, **h.backend_kwargs)

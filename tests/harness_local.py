@@ -42,7 +42,7 @@ def _run_with_handle(store: Store, handle: str) -> RunRow:
 
 
 def _log_tail(handle: str, lines: int = 30) -> str:
-    from core.backends.local import Handle
+    from core.backends.local.backend import Handle
 
     parsed = Handle.parse(handle)
     if parsed is None or not parsed.log or not Path(parsed.log).exists():
@@ -58,7 +58,7 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
         store: a store on a file (the worker process opens it by URL).
         tmp_path: a scratch folder (unused: runs live under CLOUDTUNE_HOME).
     """
-    from core.backends.local import LocalBackend
+    from core.backends.local.backend import LocalBackend
 
     backend = LocalBackend(store)
 
@@ -106,10 +106,10 @@ def record_trial(
     import keras
     from keras_tuner.src.engine import tuner_utils  # what BaseTuner itself calls
 
-    from core.hypermodel import kt_classes, make_oracle
-    from core.pricing import run_price
+    from core.backends.local.hypermodel import kt_classes, make_oracle
+    from core.backends.local.worker import Clock, StoreEvents
+    from core.costs.pricing import run_price
     from core.spec import parse_spec
-    from core.worker import Clock, StoreEvents
 
     spec = parse_spec(run.spec)
     if run.id not in oracles:  # one oracle a run, as in the worker

@@ -70,7 +70,7 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
         store: the store the backend writes to.
         tmp_path: a scratch folder (unused: staging uses temporary folders).
     """
-    from core.backends.sagemaker import SageMakerBackend
+    from core.backends.sagemaker.backend import SageMakerBackend
 
     with fake_aws() as aws:
         aws.create_bucket(BUCKET)

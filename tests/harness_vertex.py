@@ -74,7 +74,7 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
     from google.cloud import aiplatform
     from google.cloud.aiplatform import initializer, jobs
 
-    from core.backends.vertex import VertexBackend
+    from core.backends.vertex.backend import VertexBackend
 
     saved_env = {k: os.environ.get(k) for k in _ENV}
     os.environ.update(_ENV)
@@ -115,6 +115,6 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
 
 def fresh_backend(store: Store, h: Harness) -> Backend:
     """A new backend wired like ``h.backend`` (an app restart: it knows only the store)."""
-    from core.backends.vertex import VertexBackend
+    from core.backends.vertex.backend import VertexBackend
 
     return VertexBackend(store, **h.backend_kwargs)

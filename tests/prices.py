@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import pricing
+from core.costs import pricing
 from core.spec import StudySpec
 
 
@@ -40,7 +40,7 @@ def store_calibration(
     steps: int,
 ) -> None:
     """Keep a local calibration of digits (batch 64, 1,437 examples) in the store, as if timed."""
-    from core import forecasting
+    from core.costs import forecasting
 
     cal = forecasting.Calibration(
         per_epoch_s=per_epoch_s,

@@ -16,8 +16,8 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from core.backends import azure_request as ar
-from core.backends.azure import AzureBackend, credential_source, restore_type
+from core.backends.azure import request as ar
+from core.backends.azure.backend import AzureBackend, credential_source, restore_type
 from core.backends.base import Forecast
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, discretise, parse_spec
@@ -594,7 +594,7 @@ def test_export_bundle_is_submittable(store: Store, tmp_path: Path) -> None:
 
 def test_importing_the_backend_loads_no_sdk() -> None:
     code = (
-        "import sys, core.backends.azure, core.backends.azure_request;"
+        "import sys, core.backends.azure.backend, core.backends.azure.request;"
         "print(sorted(m for m in ('azure.ai.ml', 'mlflow', 'azure.identity') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -607,8 +607,8 @@ def test_what_the_trainer_logs_is_what_the_reader_reads(
     azure: Harness, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The trainer's own MLflow logging (in a trial job's run) read back by poll."""
-    from core.model import resolve_params
-    from core.trainer.train import MlflowLogger
+    from core.training.model import resolve_params
+    from core.training.train import MlflowLogger
 
     fake = azure.fake
     assert fake is not None
@@ -649,7 +649,7 @@ def test_an_unreadable_tracking_store_is_a_sentence(azure: Harness, store: Store
 
 def test_trials_are_priced_by_the_clusters_real_vm_size(azure: Harness, store: Store) -> None:
     """The workspace's compute says what the trials run on, whatever instance_type says."""
-    from core.pricing import hourly_price
+    from core.costs.pricing import hourly_price
 
     assert azure.fake is not None
     spec = _spec(budget={"max_trials": 2, "parallel_trials": 1, "epochs": 2})

@@ -157,7 +157,7 @@ def test_the_objective_is_the_best_epoch(harness, store: Store, published_spec) 
 
 
 def test_cost_is_billable_time_times_the_catalog_price(harness, store: Store, published_spec):
-    from core.pricing import run_price
+    from core.costs.pricing import run_price
 
     name, h = harness
     spec = _three_epochs(published_spec)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from core import pricing
 from core.cli import main
+from core.costs import pricing
 from core.spec import StudySpec
 from tests.prices import store_calibration
 

@@ -1,4 +1,4 @@
-"""Tests of core.data: every format built tiny on disk and loaded through the real code."""
+"""Tests of core.training.data: every format built tiny on disk and loaded through the real code."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data, dataformats
-from core.data import (
+from core.errors import DatasetError
+from core.training import data, dataformats
+from core.training.data import (
     DATASET_NAMES,
     DIGIT_CLASSES,
     FASHION_CLASSES,
@@ -28,8 +29,7 @@ from core.data import (
     load_from_dir,
     stage_dataset,
 )
-from core.dataformats import CIFAR10_CLASSES
-from core.errors import DatasetError
+from core.training.dataformats import CIFAR10_CLASSES
 from tests.datafiles import (
     cifar_batch,
     idx_bytes,
@@ -94,7 +94,7 @@ def test_digits_fast_path_equals_sklearn_load_digits() -> None:
 
 def test_digits_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, core.data as d; ds = d.load_dataset('digits', subset=50); "
+        "import sys, core.training.data as d; ds = d.load_dataset('digits', subset=50); "
         "print(len(ds.x_train), 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.worker import worker_env
+from core.backends.local.worker import worker_env
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from core import forecasting, pricing
 from core.backends.records import EpochRecord
+from core.costs import forecasting, pricing
 from core.spec import StudySpec
 from tests.prices import catalog_price, make_spec, store_calibration
 

@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.backends.local import Handle, LocalBackend, _setting_problems
-from core.backends.records import EpochRecord
-from core.hypermodel import (
+from core.backends.local.backend import Handle, LocalBackend, _setting_problems
+from core.backends.local.hypermodel import (
     CHECKPOINT_NAME,
     error_sentence,
     failure_message,
@@ -25,9 +24,10 @@ from core.hypermodel import (
     trial_epochs,
     trial_params,
 )
+from core.backends.local.worker import Clock, MemoryWatch, default_threads, recycle_limit
+from core.backends.records import EpochRecord
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store
-from core.worker import Clock, MemoryWatch, default_threads, recycle_limit
 from tests.harness_local import harness
 
 TINY = {"name": "digits", "subset": 300, "validation_split": 0.2}
@@ -106,7 +106,7 @@ def assert_no_duplicates(store: Store, run_id: int) -> None:
 def test_declared_space_follows_the_spec() -> None:
     import keras_tuner as kt
 
-    from core.hypermodel import declare_param
+    from core.backends.local.hypermodel import declare_param
 
     spec = StudySpec.from_dict(
         {
@@ -172,7 +172,7 @@ def test_error_sentences() -> None:
 
 
 def test_nan_and_diverged_losses_fail_a_trial() -> None:
-    from core.hypermodel import divergence
+    from core.backends.local.hypermodel import divergence
 
     lr = {"learning_rate": 10.0}
     assert divergence([2.3, 1.1], lr, 0, 10) is None
@@ -227,7 +227,7 @@ def test_clock_keeps_time_across_sessions(tmp_path: Path) -> None:
 
 
 def test_progress_line_reads_the_store(store: Store) -> None:
-    from core.commands.tune import final_line, progress_line
+    from core.cli.tune import final_line, progress_line
 
     spec = make_spec()
     run_id = store.create_run(store.create_study(spec), "local", spec=spec)
@@ -280,8 +280,8 @@ def test_published_study_runs_from_the_cli(
 
 
 def _in_process_tuner(spec: StudySpec, folder: Path, recycle: Any = None) -> Any:
-    from core.data import load_dataset
-    from core.hypermodel import make_tuner
+    from core.backends.local.hypermodel import make_tuner
+    from core.training.data import load_dataset
 
     d = spec.dataset
     data = load_dataset(d.name, subset=d.subset, validation_split=d.validation_split, seed=1)
@@ -361,7 +361,7 @@ def test_validation_data_is_batched_once_per_batch_size_and_whole(tmp_path: Path
 
 @pytest.mark.slow
 def test_no_recycle_once_no_trial_is_left(tmp_path: Path) -> None:
-    from core.hypermodel import RecycleWorker
+    from core.backends.local.hypermodel import RecycleWorker
 
     calls: list[int] = []
 
@@ -438,7 +438,7 @@ def test_cancel_in_the_middle(store: Store) -> None:
     started = time.monotonic()
     backend.cancel(store.get_run(run_id))
     assert time.monotonic() - started < 6
-    from core.backends.local import _alive
+    from core.backends.local.backend import _alive
 
     assert not _alive(handle)
     assert backend.poll(store.get_run(run_id)).status == "cancelled"
@@ -545,7 +545,7 @@ def test_hyperband_keeps_parents_then_exports_the_best(store: Store, tmp_path: P
 
 
 def test_follow_prints_one_line_per_change(store: Store) -> None:
-    from core.commands.tune import follow
+    from core.cli.tune import follow
 
     spec = make_spec()
     run_id = store.create_run(store.create_study(spec), "local", spec=spec)

@@ -1,4 +1,4 @@
-"""Tests of core.model: the CNN built from trial parameters, trained briefly on real digits."""
+"""Tests of core.training.model: the CNN built from trial parameters, trained briefly on real digits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core import model as M
+from core.training import model as M
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,7 +185,7 @@ def test_clear_session_keeps_memory_flat() -> None:
 @pytest.mark.slow
 def test_configure_threads_before_tensorflow_starts() -> None:
     code = (
-        "from core.model import configure_threads\n"
+        "from core.training.model import configure_threads\n"
         "import tensorflow as tf\n"
         "assert configure_threads(1) is True\n"
         "print(tf.config.threading.get_intra_op_parallelism_threads(),"

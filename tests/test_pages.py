@@ -189,7 +189,7 @@ def test_compare_published_overlay_is_labelled(app: AppTest, store: Store, publi
 def test_launch_times_this_machine_only_when_asked(
     app: AppTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.forecasting as forecasting
+    import core.costs.forecasting as forecasting
 
     timed: list[str] = []
     real = forecasting.calibrate_local

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core import forecasting, pricing
+from core.costs import forecasting, pricing
 from core.errors import CloudTuneError
 from core.spec import Budget
 from tests.prices import catalog_price, make_spec

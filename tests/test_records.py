@@ -16,7 +16,7 @@ from core.backends.records import (
     with_best_objective,
 )
 from core.store import Store
-from core.trainer import train
+from core.training import train
 
 
 def _run(store: Store) -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from scipy.stats import f_oneway
 
+from core.analysis.report import StudyReport, build_report, inline_svg, load_report, render_html
+from core.analysis.report.slides import slides
 from core.cli import main
-from core.report import StudyReport, build_report, inline_svg, load_report, render_html
-from core.slides import slides
 from core.store import Store
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.seed import seed_store

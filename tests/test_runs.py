@@ -70,8 +70,8 @@ def test_a_backend_that_is_not_ready_launches_nothing(
 def test_a_local_forecast_never_calibrates_unless_asked(
     store: Store, published_spec: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.forecasting as forecasting
-    from core.backends.local import LocalBackend
+    import core.costs.forecasting as forecasting
+    from core.backends.local.backend import LocalBackend
     from core.spec import StudySpec
 
     data = published_spec.to_dict()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from core.backends import sagemaker_request as rq
+from core.backends.sagemaker import request as rq
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import KNOWN_PARAMS, Budget, StudySpec, discretise, parse_spec
 from core.store import Store
@@ -340,7 +340,7 @@ def _no_credentials() -> Iterator[None]:
 def test_credentials_come_from_the_standard_chain_and_are_never_shown(
     aws: Harness, store: Store
 ) -> None:
-    from core.backends.sagemaker import SageMakerBackend
+    from core.backends.sagemaker.backend import SageMakerBackend
 
     assert aws.backend.credentials_source(aws.settings) == "environment variables"  # type: ignore[attr-defined]
     with _no_credentials():
@@ -403,7 +403,7 @@ def test_launch_refuses_before_uploading(aws: Harness, store: Store) -> None:
 
 
 def test_poll_watches_trials_live_and_resumes_after_a_restart(aws: Harness, store: Store) -> None:
-    from core.backends.sagemaker import SageMakerBackend
+    from core.backends.sagemaker.backend import SageMakerBackend
 
     assert aws.fake is not None
     spec = _small(budget={"max_trials": 4, "parallel_trials": 2, "epochs": 3})
@@ -571,7 +571,7 @@ def test_export_bundle_can_be_submitted_with_the_aws_cli(aws: Harness, tmp_path:
 
 
 def test_trainer_tarball_is_reproducible(tmp_path: Path) -> None:
-    from core.backends.sagemaker import make_tarball
+    from core.backends.sagemaker.backend import make_tarball
 
     src = tmp_path / "src"
     (src / "pkg").mkdir(parents=True)
@@ -604,11 +604,11 @@ def test_cli_previews_the_sagemaker_request(home: Path) -> None:
 
 
 def test_metric_regexes_read_the_trainers_epoch_lines() -> None:
-    """Each metric definition picks its own value out of what core.trainer.train prints; the
+    """Each metric definition picks its own value out of what core.training.train prints; the
     objective's last match is the best epoch (SageMaker keeps the last match)."""
     import re
 
-    from core.trainer.train import EpochReport
+    from core.training.train import EpochReport
 
     metrics = {
         "train_loss": 0.4321,
@@ -693,7 +693,7 @@ def test_tests_cannot_leave_loopback() -> None:
 
 
 def test_epochs_are_parsed_from_the_trainers_lines_only() -> None:
-    from core.trainer.train import epoch_lines
+    from core.training.train import epoch_lines
 
     noise = ["Invoking script", 'params: {"epochs": 2}', "epoch_seconds: 9", "val_accuracy: x"]
     one = {"train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85}
@@ -759,7 +759,7 @@ def test_the_bundle_trains_as_the_tensorflow_container_runs_it(
     import subprocess
     import sys
 
-    from core.backends.sagemaker import SageMakerBackend
+    from core.backends.sagemaker.backend import SageMakerBackend
 
     spec = _small(budget={"max_trials": 2, "parallel_trials": 1, "epochs": 2})
     backend = aws.backend

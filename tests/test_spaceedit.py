@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.spaceedit import range_advice
 from core.spec import ChoiceParam, FloatParam, IntParam
+from core.spec.edit import range_advice
 
 
 def test_a_linear_range_over_two_decades_gets_a_sentence_with_its_share() -> None:

@@ -1,4 +1,4 @@
-"""Tests of core.stats against published results for classic datasets, and its edge cases.
+"""Tests of core.analysis.stats against published results for classic datasets, and its edge cases.
 
 References (each number below is copied from the named publication, never computed here):
 
@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import CloudTuneError
-from core.stats import (
+from core.analysis.posthoc import holm
+from core.analysis.stats import (
     BACKEND_LABELS,
     TABLE_COLUMNS,
     StatsError,
@@ -41,7 +41,7 @@ from core.stats import (
     metric_info,
     p_phrase,
 )
-from core.stats_posthoc import holm
+from core.errors import CloudTuneError
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -824,7 +824,7 @@ def test_studentized_range_quantile_matches_scipy(k: int, df: float) -> None:
     """The fast quantile (tight bracket; 1/df interpolation past df 2000) agrees with SciPy."""
     from scipy.stats import studentized_range
 
-    from core.stats_posthoc import q_quantile
+    from core.analysis.posthoc import q_quantile
 
     expected = float(studentized_range.ppf(0.95, k, df))
     assert q_quantile(0.95, k, df) == pytest.approx(expected, rel=2e-7)

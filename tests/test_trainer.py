@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.trainer import bundle, train
-from core.trainer.train import UsageError
+from core.training import bundle, train
+from core.training.train import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL_RE = re.compile(r"val_accuracy: ([0-9\.]+)")
@@ -56,7 +56,7 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 
 def _module(*args: str) -> list[str]:
-    return [sys.executable, "-m", "core.trainer.train", *args]
+    return [sys.executable, "-m", "core.training.train", *args]
 
 
 def _accuracies(stdout: str) -> list[float]:
@@ -287,8 +287,8 @@ def test_bundle_holds_the_trainer_and_a_stable_digest(tmp_path: Path) -> None:
     folder = bundle.build_bundle(tmp_path / "b", requirements=["mlflow-skinny"])
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     expected = {"train.py", "requirements.txt", "core/__init__.py", "core/errors.py"}
-    expected |= {"core/model.py", "core/data.py", "core/trainer/__init__.py"}
-    assert expected | {"core/trainer/train.py"} <= files
+    expected |= {"core/training/model.py", "core/training/data.py", "core/training/__init__.py"}
+    assert expected | {"core/training/train.py"} <= files
     assert not any(f.startswith(("core/backends", "core/store")) for f in files)
     lines = (folder / "requirements.txt").read_text().splitlines()
     assert [line for line in lines if not line.startswith("#")] == ["mlflow-skinny"]
@@ -321,7 +321,7 @@ def test_bundle_runs_outside_the_repository(npz_dir: Path, tmp_path: Path) -> No
 
 
 def test_objective_and_model_options_are_parsed_and_checked(tmp_path: Path) -> None:
-    from core.trainer.train import HypertuneReporter, UsageError, parse_config
+    from core.training.train import HypertuneReporter, UsageError, parse_config
 
     env = {"SM_MODEL_DIR": str(tmp_path)}
     config = parse_config(["--objective=val_loss", "--batch_norm", "False"], env)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from core.backends import vertex_request as vr
+from core.backends.vertex import request as vr
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, discretise, parse_spec
 from core.store import RUN_STATUSES, Store
@@ -293,7 +293,7 @@ def test_check_names_each_missing_setting(vertex: Harness) -> None:
 def test_credentials_come_from_the_adc_chain_and_are_never_read(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.backends.vertex import VertexBackend
+    from core.backends.vertex.backend import VertexBackend
 
     monkeypatch.setenv("NO_GCE_CHECK", "true")
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
@@ -322,7 +322,7 @@ def test_credentials_come_from_the_adc_chain_and_are_never_read(
 
 
 def test_launch_poll_finish_and_restart(vertex: Harness, store: Store) -> None:
-    from core.backends.vertex import VertexBackend
+    from core.backends.vertex.backend import VertexBackend
 
     spec = StudySpec.load(ROOT / "assets" / "specs" / "published_study.json")
     run_id = _run(store, spec, vertex.settings)
@@ -385,7 +385,7 @@ def test_launch_poll_finish_and_restart(vertex: Harness, store: Store) -> None:
 
 
 def _price() -> float:
-    from core.pricing import hourly_price
+    from core.costs.pricing import hourly_price
 
     price = hourly_price("vertex", "n1-standard-4", region="us-central1")
     assert price is not None
@@ -450,7 +450,7 @@ def test_cost_cap_cancels_the_job(vertex: Harness, store: Store) -> None:
 def test_time_cap_cancels_the_job(vertex: Harness, store: Store) -> None:
     import time
 
-    from core.backends.vertex import VertexBackend
+    from core.backends.vertex.backend import VertexBackend
 
     spec = _spec(budget={"max_trials": 6, "parallel_trials": 2, "epochs": 2, "max_minutes": 30})
     run_id = _run(store, spec, vertex.settings)
@@ -494,7 +494,7 @@ def test_launch_refuses_before_uploading(vertex: Harness, store: Store) -> None:
 
 
 def test_objective_must_be_one_the_trainer_reports(vertex: Harness, store: Store) -> None:
-    from core.backends.vertex import trainer_objectives
+    from core.backends.vertex.backend import trainer_objectives
 
     spec = _spec(objective={"metric": "val_loss", "goal": "min"})
     run = store.get_run(_run(store, spec, vertex.settings))
@@ -568,7 +568,7 @@ def test_export_bundle_is_installable(vertex: Harness, tmp_path: Path) -> None:
 
 
 def test_package_parses_as_the_containers_python(tmp_path: Path) -> None:
-    from core.trainer.bundle import build_bundle
+    from core.training.bundle import build_bundle
 
     bundle = build_bundle(tmp_path / "bundle")
     sources = sorted(bundle.rglob("*.py"))
@@ -579,7 +579,7 @@ def test_package_parses_as_the_containers_python(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_path: Path) -> None:
-    pytest.importorskip("core.trainer.bundle", reason="the trainer bundle has not landed")
+    pytest.importorskip("core.training.bundle", reason="the trainer bundle has not landed")
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
@@ -657,7 +657,9 @@ def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_
 
 
 def test_module_imports_no_sdk_and_agrees_with_the_store() -> None:
-    code = "import sys, core.backends.vertex; print('google.cloud.aiplatform' in sys.modules)"
+    code = (
+        "import sys, core.backends.vertex.backend; print('google.cloud.aiplatform' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
@@ -665,7 +667,7 @@ def test_module_imports_no_sdk_and_agrees_with_the_store() -> None:
 
 
 def test_package_is_reproducible(tmp_path: Path) -> None:
-    from core.backends.vertex import build_package
+    from core.backends.vertex.backend import build_package
 
     bundle = stand_in_bundle(tmp_path / "b")
     first = build_package(bundle, tmp_path / "one").read_bytes()

@@ -3,7 +3,7 @@
 The fakes do not copy the trainer's formatter: they parse the arguments a service would hand
 the trainer with the trainer's own ``parse_config`` (so the trial index and seed are the ones
 the trainer computes from the service's environment) and report each epoch through the
-trainer's own :class:`core.trainer.train.EpochReport` (so the printed lines, the running best
+trainer's own :class:`core.training.train.EpochReport` (so the printed lines, the running best
 and what reaches the hypertune file or MLflow are what the trainer writes).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from core.trainer import train
+from core.training import train
 
 
 def curve_metrics(accuracy: float) -> dict[str, float]:

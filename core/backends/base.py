@@ -38,10 +38,10 @@ BACKENDS: dict[str, str] = {
 """Backend names and the labels shown to people."""
 
 _MODULES = {
-    "local": ("core.backends.local", "LocalBackend"),
-    "sagemaker": ("core.backends.sagemaker", "SageMakerBackend"),
-    "vertex": ("core.backends.vertex", "VertexBackend"),
-    "azure": ("core.backends.azure", "AzureBackend"),
+    "local": ("core.backends.local.backend", "LocalBackend"),
+    "sagemaker": ("core.backends.sagemaker.backend", "SageMakerBackend"),
+    "vertex": ("core.backends.vertex.backend", "VertexBackend"),
+    "azure": ("core.backends.azure.backend", "AzureBackend"),
 }
 
 

@@ -141,8 +141,8 @@ class CloudBackendBase:
 
     # ------------------------------------------------------------------ shared
     def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
-        """Return the time and cost forecast (core.forecasting: the catalog and history)."""
-        from core.forecasting import forecast
+        """Return the time and cost forecast (core.costs.forecasting: the catalog and history)."""
+        from core.costs.forecasting import forecast
 
         return forecast(self.name, spec, settings, self.store)
 
@@ -217,7 +217,7 @@ class CloudBackendBase:
     def _outcome(self, run: RunRow, report: JobReport) -> tuple[RunStatus, str | None]:
         """The run's status and detail: the service's, told apart from our own stops."""
         ours = run.status_detail or ""
-        from core.pricing import BUDGET_STOP_DETAIL
+        from core.costs.pricing import BUDGET_STOP_DETAIL
 
         budget = ours.startswith(BUDGET_STOP_DETAIL)
         if budget and report.status in ACTIVE:
@@ -244,7 +244,7 @@ class CloudBackendBase:
     # ------------------------------------------------------------------ measurement
     def price(self, run: RunRow, instance_type: str | None) -> float | None:
         """Return $/hour of one machine a trial ran on: the catalog, else ``price_per_hour``."""
-        from core.pricing import run_price
+        from core.costs.pricing import run_price
 
         return run_price(run, self.store, instance_type=instance_type)
 
@@ -252,7 +252,7 @@ class CloudBackendBase:
         self, run: RunRow, spec: StudySpec | None, record: TrialRecord, price: float | None
     ) -> TrialRecord:
         """Return ``record`` measured as every platform measures a trial (module docstring)."""
-        from core.pricing import trial_cost
+        from core.costs.pricing import trial_cost
 
         if spec is not None:
             record = with_best_objective(record, spec.objective.metric, spec.objective.goal)
@@ -304,7 +304,7 @@ class CloudBackendBase:
 
     def run_cost(self, run: RunRow) -> float | None:
         """Return the run's cost so far: finished trials' costs + running trials' time so far."""
-        from core.pricing import billable_seconds
+        from core.costs.pricing import billable_seconds
 
         total: float | None = None
         now = self._clock()
@@ -321,7 +321,7 @@ class CloudBackendBase:
 
     def budget_stop(self, run: RunRow, spec: StudySpec, cost: float | None) -> str | None:
         """Apply the one budget rule (pricing.next_trial_would_exceed); a sentence, or None."""
-        from core.pricing import next_trial_would_exceed
+        from core.costs.pricing import next_trial_would_exceed
 
         budget = spec.budget
         if budget.max_minutes is None and budget.max_cost_usd is None:

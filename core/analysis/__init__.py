@@ -1,0 +1,1 @@
+"""Reading results: statistics, charts, page views and the meeting report."""

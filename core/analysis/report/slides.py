@@ -1,0 +1,162 @@
+"""The Present page's slides: a study's results one finding per screen, in large type.
+
+Built from the same gathering as the meeting report (:func:`core.analysis.report.load_report`): setup,
+time, cost, accuracy, statistics and the best configurations, each with its chart or table and,
+when asked for, the published study's figure labelled as a reference.
+
+Example:
+    >>> report = load_report(store, study_id)                # doctest: +SKIP
+    >>> [s.key for s in slides(report)]                      # doctest: +SKIP
+    ['setup', 'time', 'cost', 'accuracy', 'statistics', 'best']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from core.analysis.report import (
+    REFERENCE_LABEL,
+    TOTALS,
+    StudyReport,
+    best_table,
+    fmt_number,
+    fmt_usd,
+    group_title,
+    projector_ready,
+    setup_items,
+    space_table,
+)
+from core.analysis.views import PUBLISHED_REFERENCE, PUBLISHED_STATS, format_duration
+
+
+@dataclass
+class Slide:
+    """One screen of the presentation: a title, one finding, and what backs it.
+
+    Attributes:
+        key: a short id (setup, time, cost, accuracy, statistics, best).
+        title: the screen's title.
+        finding: the one sentence the screen is about.
+        figures: big numbers as (label, value), e.g. a platform and its total cost.
+        chart: an Altair chart, or None.
+        table: a DataFrame of display strings, or None.
+        bullets: extra sentences (conclusions, setup lines).
+        reference: a line with the published study's figure, labelled as a reference.
+    """
+
+    key: str
+    title: str
+    finding: str
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    chart: Any | None = None
+    table: pd.DataFrame | None = None
+    bullets: list[str] = field(default_factory=list)
+    reference: str = ""
+
+
+def _metric_finding(report: StudyReport, metric: str, fallback: str) -> str:
+    cmp = report.comparison
+    if cmp is not None and metric in cmp.metrics and cmp.metrics[metric].conclusion:
+        return str(cmp.metrics[metric].conclusion)
+    return report.stats_note or fallback
+
+
+def _figures(report: StudyReport, column: str, fmt: Any) -> list[tuple[str, str]]:
+    return [(str(r[report.group]), fmt(r[column])) for _, r in report.totals.iterrows()]
+
+
+def _reference_line(column: str) -> str:
+    fmt = {
+        "wall_h": lambda v: format_duration(v * 3600),
+        "total_cost_usd": fmt_usd,
+        "best_objective": lambda v: f"{v:.1%}",
+    }[column]
+    ref = PUBLISHED_REFERENCE
+    values = ", ".join(
+        f"{p} {fmt(v)}" for p, v in zip(ref["published_as"], ref[column], strict=True)
+    )
+    return f"{REFERENCE_LABEL}: {values}."
+
+
+def _metric_slide(report: StudyReport, key: str, metric: str, title: str) -> Slide:
+    from core.analysis import charts as ch
+
+    total = TOTALS[metric]
+    fmt = {
+        "wall_h": lambda v: format_duration(float(v) * 3600),
+        "total_cost_usd": fmt_usd,
+        "best_objective": fmt_number,
+    }[total]
+    return Slide(
+        key=key,
+        title=title,
+        finding=_metric_finding(report, metric, f"No completed trials with {title.lower()} yet."),
+        figures=_figures(report, total, fmt),
+        chart=projector_ready(
+            ch.metric_distribution(report.done, metric, report.group, title=f"{title} per trial")
+        ),
+        reference=_reference_line(total) if report.show_reference else "",
+    )
+
+
+def slides(report: StudyReport) -> list[Slide]:
+    """The presentation: setup, time, cost, accuracy, statistics, best configurations.
+
+    Args:
+        report: what :func:`load_report` gathered.
+
+    Returns:
+        Six slides, one finding each.
+    """
+    groups = report.groups
+    who = ", ".join(groups) if groups else "no platform yet"
+    setup = Slide(
+        key="setup",
+        title=report.study.name,
+        finding=f"{len(report.done)} completed trials on {who}.",
+        bullets=[f"{k}: {v}" for k, v in setup_items(report)],
+        table=space_table(report.study.spec),
+    )
+    cmp = report.comparison
+    stats = Slide(
+        key="statistics",
+        title="Statistics",
+        finding=(
+            f"{group_title(report.group)}s compared at α = {report.alpha:g}."
+            if cmp is not None
+            else report.stats_note
+        ),
+        table=cmp.table() if cmp is not None else None,
+        bullets=list(cmp.conclusions()) if cmp is not None else [],
+        reference=(
+            f"{REFERENCE_LABEL}: "
+            + "; ".join(
+                f"{r['Analysis'].lower()} F = {r['F-statistic (df)']}, p {r['p-value']}"
+                for _, r in PUBLISHED_STATS.iterrows()
+            )
+            + "."
+            if report.show_reference
+            else ""
+        ),
+    )
+    word = "highest" if report.goal == "max" else "lowest"
+    best = Slide(
+        key="best",
+        title="Best configurations",
+        finding=(
+            f"The trial with the {word} {report.objective_name.lower()} on each "
+            f"{group_title(report.group).lower()}."
+        ),
+        table=best_table(report),
+    )
+    return [
+        setup,
+        _metric_slide(report, "time", "duration_s", "Time"),
+        _metric_slide(report, "cost", "cost_usd", "Cost"),
+        _metric_slide(report, "accuracy", "objective", report.objective_name),
+        stats,
+        best,
+    ]

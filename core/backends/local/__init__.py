@@ -1,0 +1,1 @@
+"""The local backend: KerasTuner in worker processes on this machine."""

@@ -1,0 +1,1 @@
+"""AWS SageMaker: the pure request (request.py) and the I/O around it (backend.py)."""

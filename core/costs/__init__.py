@@ -1,0 +1,1 @@
+"""What runs cost: the price catalog and actual costs (pricing), forecasts (forecasting)."""
