@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core
+	$(BIN)/mypy core app_pages
 
 pytest: $(STAMP)
 	$(BIN)/pytest

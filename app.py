@@ -6,15 +6,15 @@ st.set_page_config(page_title="CloudTune", page_icon="☁️", layout="wide")
 
 pages = {
     "Study": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/search_space.py", title="Search space", icon=":material/tune:"),
-        st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:"),
-        st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/search_space.py", title="Search space", icon=":material/tune:"),
+        st.Page("app_pages/launch.py", title="Launch", icon=":material/rocket_launch:"),
+        st.Page("app_pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
     ],
     "Results": [
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-        st.Page("pages/present.py", title="Present", icon=":material/slideshow:"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("app_pages/present.py", title="Present", icon=":material/slideshow:"),
     ],
-    "Setup": [st.Page("pages/settings.py", title="Settings", icon=":material/settings:")],
+    "Setup": [st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:")],
 }
 st.navigation(pages).run()

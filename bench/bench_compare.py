@@ -2,7 +2,7 @@
 
 Seeds a SQLite store with a 3-platform study of N trials (bulk insert), then measures, in one
 process: reading the per-trial table, the statistics, building every chart, and a full render of
-pages/compare.py through Streamlit's AppTest (cold, then warm, as a user's rerun). Writes
+app_pages/compare.py through Streamlit's AppTest (cold, then warm, as a user's rerun). Writes
 bench/results/compare.json and prints a summary.
 
 Run: .venv/bin/python bench/bench_compare.py [--trials 100000]
@@ -132,7 +132,7 @@ def main() -> int:
     q_quantile.cache_clear()  # the page's cold render pays for its own quantiles
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/compare.py")
+    at.switch_page("app_pages/compare.py")
     t = time.perf_counter()
     at.run()
     page_cold_s = time.perf_counter() - t

@@ -33,11 +33,12 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from unittest.mock import create_autospec
 
+from tests.loopback import LoopbackFake
 from tests.trainer_output import TrainerRun, trainer_run
 
 _JOB = re.compile(
@@ -126,7 +127,7 @@ def _dispose(uri: str) -> None:
 # ----------------------------------------------------------------------------- the fake
 
 
-class FakeAzureML:
+class FakeAzureML(LoopbackFake):
     """The fake service; use as a context manager (it listens on 127.0.0.1, a free port).
 
     Args:
@@ -159,28 +160,13 @@ class FakeAzureML:
         self.authorizations: list[str] = []
         self.cloud_name = f"CloudTuneFake{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self._saved_cloud: str | None = None
         self.scope = ("sub", "rg", "ws")
 
     # -- lifecycle
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. http://127.0.0.1:41234."""
-        assert self._server is not None, "start the fake first"
-        port = self._server.server_address[1]
-        return f"http://127.0.0.1:{port}"
-
     def start(self) -> FakeAzureML:
-        """Start serving in a background thread."""
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        """Start serving in a background thread (remembering the SDK's current cloud)."""
+        super().start()
         self._saved_cloud = os.environ.get("AZUREML_CURRENT_CLOUD")
         return self
 
@@ -188,21 +174,12 @@ class FakeAzureML:
         """Stop serving and forget the fake cloud the SDK was told about."""
         from azure.ai.ml import _azure_environments
 
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        super().stop()
         _azure_environments._environments.pop(self.cloud_name, None)
         if self._saved_cloud is None:
             os.environ.pop("AZUREML_CURRENT_CLOUD", None)
         else:
             os.environ["AZUREML_CURRENT_CLOUD"] = self._saved_cloud
-
-    def __enter__(self) -> FakeAzureML:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- the client
     def ml_client(self, settings: Mapping[str, Any]) -> Any:
@@ -510,3 +487,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:  # noqa: N802
         self._route("PUT")
+
+
+FakeAzureML.handler = _Handler

@@ -26,11 +26,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.loopback import LoopbackFake
 from tests.trainer_output import TrainerRun, trainer_run
 
 JOB_STATES = {
@@ -58,7 +59,7 @@ def _stamp(when: datetime, nanos: int = 0) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
 
 
-class FakeVertex:
+class FakeVertex(LoopbackFake):
     """The fake service; use as a context manager (it listens on 127.0.0.1, a free port).
 
     Attributes:
@@ -85,44 +86,6 @@ class FakeVertex:
         """"<job name>/<trial id>" -> what the trainer reported (its configuration, lines)."""
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. http://127.0.0.1:41234."""
-        assert self._server is not None, "start the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeVertex:
-        """Start serving in a background thread."""
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeVertex:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- controls for tests
     def job(self, name: str) -> dict[str, Any]:
@@ -472,6 +435,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error(400, "INVALID_ARGUMENT", f"uploadType {kind!r} not faked"))
             return
         self._send(200, self.owner.put_object(bucket, name, data))
+
+
+FakeVertex.handler = _Handler
 
 
 @contextmanager

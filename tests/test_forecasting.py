@@ -105,7 +105,7 @@ def add_run(
     Trials run one after another from ``startup`` seconds after the run starts; each epoch's
     timestamp is set as a worker would record it.
     """
-    import core.store
+    import core.store.store
 
     epochs = spec.budget.epochs
     rid = store.create_run(store.create_study(spec), backend, instance_type=instance, spec=spec)
@@ -124,7 +124,7 @@ def add_run(
         )
         for e in range(epochs):
             at = clock + fixed + (e + 1) * gap
-            monkeypatch.setattr(core.store.time, "time", lambda at=at: at)
+            monkeypatch.setattr(core.store.store.time, "time", lambda at=at: at)
             store.add_epoch(tid, EpochRecord(e, {"val_accuracy": 0.9}))
         monkeypatch.undo()
         clock += duration

@@ -19,13 +19,13 @@ from core.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 PAGES = [
-    "pages/home.py",
-    "pages/search_space.py",
-    "pages/launch.py",
-    "pages/monitor.py",
-    "pages/compare.py",
-    "pages/present.py",
-    "pages/settings.py",
+    "app_pages/home.py",
+    "app_pages/search_space.py",
+    "app_pages/launch.py",
+    "app_pages/monitor.py",
+    "app_pages/compare.py",
+    "app_pages/present.py",
+    "app_pages/settings.py",
 ]
 
 
@@ -115,7 +115,7 @@ def test_every_page_renders_on_a_populated_store(
 
 def test_search_space_shows_the_sentence_beside_a_bad_range(app: AppTest) -> None:
     app.run()
-    visit(app, "pages/search_space.py")
+    visit(app, "app_pages/search_space.py")
     assert not app.error
     minimum = next(n for n in app.number_input if n.label == "Min")
     minimum.set_value(0.5).run()
@@ -124,14 +124,14 @@ def test_search_space_shows_the_sentence_beside_a_bad_range(app: AppTest) -> Non
         "learning_rate: min (0.5) must be less than max (0.1); swap them or widen the range."
     ]
     # the draft survives a page switch (it lives in the store)
-    visit(app, "pages/home.py")
-    visit(app, "pages/search_space.py")
+    visit(app, "app_pages/home.py")
+    visit(app, "app_pages/search_space.py")
     assert next(n for n in app.number_input if n.label == "Min").value == 0.5
 
 
 def test_search_space_advises_a_log_scale_for_a_range_over_two_decades(app: AppTest) -> None:
     app.run()
-    visit(app, "pages/search_space.py")  # the published study: learning_rate 0.001-0.1, linear
+    visit(app, "app_pages/search_space.py")  # the published study: learning_rate 0.001-0.1, linear
     tips = [i.value for i in app.info]
     assert len(tips) == 1 and tips[0].startswith("learning_rate spans 0.001 to 0.1")
     scale = next(s for s in app.selectbox if s.label == "Scale")
@@ -142,7 +142,7 @@ def test_search_space_advises_a_log_scale_for_a_range_over_two_decades(app: AppT
 
 def test_search_space_add_and_remove_parameters(app: AppTest) -> None:
     app.run()
-    visit(app, "pages/search_space.py")
+    visit(app, "app_pages/search_space.py")
     before = len([s for s in app.selectbox if s.label == "Parameter"])
     app.selectbox(key="0-add").set_value("optimizer")
     next(b for b in app.button if b.label == "Add").click().run()
@@ -158,7 +158,7 @@ def test_compare_shows_the_statistics_table_and_its_csv(
 ) -> None:
     seed(store, published_spec)
     app.run()
-    visit(app, "pages/compare.py")
+    visit(app, "app_pages/compare.py")
     tables = [d.value for d in app.dataframe]
     stats = next(t for t in tables if "Analysis" in t.columns)
     assert list(stats.columns) == ["Analysis", "F-statistic (df)", "p-value", "Conclusion"]
@@ -179,7 +179,7 @@ def test_compare_shows_the_statistics_table_and_its_csv(
 def test_compare_published_overlay_is_labelled(app: AppTest, store: Store, published_spec) -> None:
     seed(store, published_spec)
     app.run()
-    visit(app, "pages/compare.py")
+    visit(app, "app_pages/compare.py")
     app.toggle(key="cmp_ref").set_value(True).run()
     assert not app.exception
     captions = " ".join(c.value for c in app.caption)
@@ -200,7 +200,7 @@ def test_launch_times_this_machine_only_when_asked(
 
     monkeypatch.setattr(forecasting, "calibrate_local", counting)
     app.run()
-    visit(app, "pages/launch.py")
+    visit(app, "app_pages/launch.py")
     expected = [m for m in app.metric if m.label == "Expected time"]
     assert timed == [] and expected and expected[0].value == "–"  # the page did not block
     button = next(b for b in app.button if b.label == "Time this machine")

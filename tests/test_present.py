@@ -16,7 +16,7 @@ SLIDE_TITLES = ["Time", "Cost", "Accuracy", "Statistics", "Best configurations"]
 def _present() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/present.py")
+    at.switch_page("app_pages/present.py")
     at.run()
     return at
 

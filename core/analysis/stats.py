@@ -31,17 +31,13 @@ from core.analysis.posthoc import (
     tukey_hsd,
     welch_anova,
 )
+from core.backends.platforms import PLATFORMS
 from core.errors import CloudTuneError
 
 Direction = Literal["lower", "higher"]
 TestName = Literal["anova", "welch", "kruskal"]
 
-BACKEND_LABELS: dict[str, str] = {
-    "local": "Local",
-    "sagemaker": "AWS SageMaker",
-    "vertex": "Vertex AI",
-    "azure": "Azure ML",
-}
+BACKEND_LABELS: dict[str, str] = {name: p.short_label for name, p in PLATFORMS.items()}
 SMALL_GROUP_N = 30  # below this a group's mean is not rescued by the central limit theorem
 NORMALITY_BAD_P = 0.01  # Shapiro–Wilk p below this counts as failing badly
 TABLE_COLUMNS = ["Analysis", "F-statistic (df)", "p-value", "Conclusion"]

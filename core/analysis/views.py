@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.backends.base import BACKENDS
+from core.backends.platforms import PLATFORMS
 from core.store import ACTIVE_STATUSES, RunRow, Store
 
 PUBLISHED_SOURCE = "Published study (reference figures, not measured here)"
@@ -37,7 +37,8 @@ PUBLISHED_STATS = pd.DataFrame(
 
 def platform_label(backend: str) -> str:
     """Return the label people know a backend by."""
-    return {"local": "Local"}.get(backend, BACKENDS.get(backend, backend))
+    known = PLATFORMS.get(backend)
+    return known.short_label if known is not None else backend
 
 
 def format_duration(seconds: float | None) -> str:

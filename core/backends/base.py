@@ -23,26 +23,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from core.backends.platforms import PLATFORMS
 from core.errors import BackendError
 
 if TYPE_CHECKING:
     from core.spec import StudySpec
     from core.store import RunRow, Store
 
-BACKENDS: dict[str, str] = {
-    "local": "Local (KerasTuner)",
-    "sagemaker": "AWS SageMaker",
-    "vertex": "Vertex AI",
-    "azure": "Azure ML",
-}
-"""Backend names and the labels shown to people."""
+BACKENDS: dict[str, str] = {name: p.label for name, p in PLATFORMS.items()}
+"""Backend names and the labels shown to people (from core.backends.platforms)."""
 
-_MODULES = {
-    "local": ("core.backends.local.backend", "LocalBackend"),
-    "sagemaker": ("core.backends.sagemaker.backend", "SageMakerBackend"),
-    "vertex": ("core.backends.vertex.backend", "VertexBackend"),
-    "azure": ("core.backends.azure.backend", "AzureBackend"),
-}
+_MODULES = {name: (p.module, p.class_name) for name, p in PLATFORMS.items()}
 
 
 @dataclass

@@ -1,11 +1,23 @@
-"""Per-platform settings the app asks for (never secrets), and how they are stored."""
+"""The platforms, once: name, labels, backend class, settings (never secrets) and defaults.
+
+Every table of platforms derives from :data:`PLATFORMS`: the backend factory's modules
+(``core.backends.base``), the labels pages and statistics show, the settings the app asks
+for, each platform's default machine and region, and the format of its request preview.
+
+Example:
+    >>> PLATFORMS["vertex"].label
+    'Vertex AI'
+    >>> platform("azure").default_instance
+    'Standard_DS3_v2'
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from core.store import Store
+if TYPE_CHECKING:
+    from core.store import Store
 
 
 @dataclass(frozen=True)
@@ -18,7 +30,34 @@ class SettingField:
     default: Any = None
 
 
-PLATFORM_SETTINGS: dict[str, list[SettingField]] = {
+@dataclass(frozen=True)
+class Platform:
+    """One place trials run.
+
+    Attributes:
+        name: the backend's name ("local", "sagemaker", "vertex", "azure").
+        label: the name shown to people ("AWS SageMaker").
+        short_label: the name in charts and tables ("Local").
+        module: the module of its backend class.
+        class_name: the backend class.
+        default_instance: the machine a run gets when the settings name none.
+        default_region: the region a run gets when the settings name none.
+        preview: the format of its request preview ("json", "yaml"; None: no request).
+        settings: the settings the app asks for.
+    """
+
+    name: str
+    label: str
+    short_label: str
+    module: str
+    class_name: str
+    default_instance: str
+    default_region: str
+    preview: Literal["json", "yaml"] | None = None
+    settings: tuple[SettingField, ...] = field(default_factory=tuple)
+
+
+_SETTINGS: dict[str, list[SettingField]] = {
     "local": [
         SettingField(
             "rate_per_hour",
@@ -55,6 +94,72 @@ PLATFORM_SETTINGS: dict[str, list[SettingField]] = {
         SettingField("instance_type", "VM size of the cluster", "", "Standard_DS3_v2"),
     ],
 }
+
+
+PLATFORMS: dict[str, Platform] = {
+    p.name: p
+    for p in (
+        Platform(
+            "local",
+            "Local (KerasTuner)",
+            "Local",
+            "core.backends.local.backend",
+            "LocalBackend",
+            "local",
+            "local",
+            None,
+            tuple(_SETTINGS["local"]),
+        ),
+        Platform(
+            "sagemaker",
+            "AWS SageMaker",
+            "AWS SageMaker",
+            "core.backends.sagemaker.backend",
+            "SageMakerBackend",
+            "ml.m5.xlarge",
+            "us-east-1",
+            "json",
+            tuple(_SETTINGS["sagemaker"]),
+        ),
+        Platform(
+            "vertex",
+            "Vertex AI",
+            "Vertex AI",
+            "core.backends.vertex.backend",
+            "VertexBackend",
+            "n1-standard-4",
+            "us-central1",
+            "json",
+            tuple(_SETTINGS["vertex"]),
+        ),
+        Platform(
+            "azure",
+            "Azure ML",
+            "Azure ML",
+            "core.backends.azure.backend",
+            "AzureBackend",
+            "Standard_DS3_v2",
+            "eastus",
+            "yaml",
+            tuple(_SETTINGS["azure"]),
+        ),
+    )
+}
+"""Every platform, by name, in the order the app lists them."""
+
+PLATFORM_SETTINGS: dict[str, list[SettingField]] = {
+    n: list(p.settings) for n, p in PLATFORMS.items()
+}
+"""The settings each platform asks for (derived from PLATFORMS)."""
+
+
+def platform(name: str) -> Platform:
+    """Return the platform called ``name``.
+
+    Raises:
+        KeyError: no such platform.
+    """
+    return PLATFORMS[name]
 
 
 def load_settings(store: Store, backend: str) -> dict[str, Any]:

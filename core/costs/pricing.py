@@ -156,10 +156,18 @@ def backend_facts(backend: str, path: str | None = None) -> dict[str, Any]:
     Raises:
         CloudTuneError: the backend is unknown.
     """
+    from core.backends.platforms import PLATFORMS
+
     backends = catalog_data(path)["backends"]
-    if backend not in backends:
+    if backend not in backends or backend not in PLATFORMS:
         raise CloudTuneError(f"Unknown platform {backend!r}; use one of {', '.join(backends)}.")
-    facts: dict[str, Any] = backends[backend]
+    known = PLATFORMS[backend]  # label and defaults live once, in the platform registry
+    facts: dict[str, Any] = {
+        **backends[backend],
+        "label": known.label,
+        "default_region": known.default_region,
+        "default_instance": known.default_instance,
+    }
     return facts
 
 

@@ -43,6 +43,7 @@ from core.backends.azure.request import (
 )
 from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted
+from core.backends.platforms import PLATFORMS
 from core.backends.records import EpochRecord, TrialRecord, TrialStatus
 from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound
 from core.spec import KNOWN_PARAMS, FixedParam, Param, StudySpec, typed_value
@@ -197,7 +198,7 @@ class AzureBackend(CloudBackendBase):
     """
 
     name = "azure"
-    label = "Azure ML"
+    label = PLATFORMS["azure"].label
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted
+from core.backends.platforms import PLATFORMS
 from core.backends.records import EpochRecord, TrialRecord
 from core.backends.sagemaker import request as rq
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
@@ -108,7 +109,7 @@ class SageMakerBackend(CloudBackendBase):
     """
 
     name = "sagemaker"
-    label = "AWS SageMaker"
+    label = PLATFORMS["sagemaker"].label
 
     def __init__(self, store: Store, *, session_factory: SessionFactory | None = None) -> None:
         super().__init__(store)

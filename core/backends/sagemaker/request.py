@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from core.backends.platforms import PLATFORMS
 from core.backends.records import EpochRecord, RunStatus, TrialRecord, TrialStatus
 from core.errors import BackendError, SpecError
 from core.spec import (
@@ -41,7 +42,7 @@ from core.spec import (
 )
 from core.training.train import BEST_SUFFIX, objective_arguments
 
-DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+DEFAULT_INSTANCE_TYPE = PLATFORMS["sagemaker"].default_instance
 DEFAULT_FRAMEWORK_VERSION = "2.21"
 """The newest TensorFlow in SageMaker's training images (Python 3.12), as the local trainer."""
 DEFAULT_PREFIX = "cloudtune"

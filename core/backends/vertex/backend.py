@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted, run_spec
+from core.backends.platforms import PLATFORMS
 from core.backends.vertex.request import (
     DEFAULT_OBJECTIVE,
     PACKAGE_NAME,
@@ -333,7 +334,7 @@ class VertexBackend(CloudBackendBase):
     """
 
     name = "vertex"
-    label = "Vertex AI"
+    label = PLATFORMS["vertex"].label
 
     def __init__(
         self,

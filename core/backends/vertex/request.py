@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.backends.cloud import JobReport
+from core.backends.platforms import PLATFORMS
 from core.backends.records import EpochRecord, RunStatus, TrialRecord, TrialStatus
 from core.errors import BackendError, SpecError
 from core.spec import (
@@ -39,8 +40,8 @@ from core.spec import (
 if TYPE_CHECKING:
     from google.cloud.aiplatform import HyperparameterTuningJob
 
-DEFAULT_REGION = "us-central1"
-DEFAULT_MACHINE_TYPE = "n1-standard-4"
+DEFAULT_REGION = PLATFORMS["vertex"].default_region
+DEFAULT_MACHINE_TYPE = PLATFORMS["vertex"].default_instance
 TF_IMAGE_VERSION = "2-17.py310"
 """The newest TensorFlow in Vertex AI's prebuilt training containers (TF 2.17, Python 3.10)."""
 PACKAGE_NAME = "cloudtune_trainer"

@@ -5,29 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from core.errors import CloudTuneError
 from core.store import Store
 
-
-def _route_through_app() -> None:
-    """Run pages through app.py's st.navigation even when a page's URL is opened first.
-
-    Streamlit treats an app with a ``pages/`` folder as a v1 multipage app until st.navigation
-    has been called once in the server process, so a bookmarked /compare opened right after a
-    start ran compare.py alone (no layout, a folder-listing sidebar). Switching the flag off
-    and rerunning sends that first request through app.py like every other.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_route_through_app()
+if TYPE_CHECKING:
+    import altair as alt
 
 
 @st.cache_resource(show_spinner=False)
@@ -55,7 +41,7 @@ def friendly(what: str) -> Iterator[None]:
         )
 
 
-def chart_with_downloads(chart: object, name: str) -> None:
+def chart_with_downloads(chart: alt.Chart | alt.LayerChart, name: str) -> None:
     """Show an Altair chart with PNG and SVG download buttons (rendered on click, offline)."""
     from core.analysis.charts import chart_png, chart_svg
 

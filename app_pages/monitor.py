@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages._shared import friendly, get_store
 from core.analysis import charts
 from core.analysis.views import format_duration, platform_label, run_progress
 from core.runs import cancel_run, refresh_run, resume_run
 from core.store import ACTIVE_STATUSES
-from pages._shared import friendly, get_store
 
 store = get_store()
 st.title("Monitor")
@@ -26,7 +26,7 @@ default = [r for r in st.session_state.get("monitor_runs", []) if r in options]
 if not default:
     default = [r.id for r in runs if r.status in ACTIVE_STATUSES][:6] or [runs[0].id]
 selected = st.multiselect(
-    "Runs", list(options), default=default, format_func=options.get, key="monitor_select"
+    "Runs", list(options), default=default, format_func=options.__getitem__, key="monitor_select"
 )
 st.session_state["monitor_runs"] = selected
 

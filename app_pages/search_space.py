@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages._shared import get_store
 from core.errors import SpecError
 from core.spec import KNOWN_PARAMS, PARAM_TYPES, SCALES, parse_spec, spec_problems
 from core.spec.drafts import PRESETS, draft_from_upload, load_draft, preset, save_draft
 from core.spec.edit import new_param, parse_values, points_label, range_advice, values_text
-from pages._shared import get_store
 
 store = get_store()
 st.title("Search space")
@@ -170,8 +170,8 @@ else:
     sample = pd.DataFrame(spec.sample(8))[[p.name for p in spec.space]]
     st.caption("A seeded sample of configurations from this space:")
     st.dataframe(sample, hide_index=True)
-    d1, d2, _ = st.columns([1, 1, 3])
+    d1, d2, _spacer = st.columns([1, 1, 3])
     d1.download_button("Download JSON", spec.to_json(), f"{spec.name}.json", "application/json")
     d2.download_button("Download YAML", spec.to_yaml(), f"{spec.name}.yaml", "application/yaml")
     if st.button("Continue to Launch", type="primary", icon=":material/rocket_launch:"):
-        st.switch_page("pages/launch.py")
+        st.switch_page("app_pages/launch.py")

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app_pages._shared import friendly, get_store
 from core.analysis.views import format_duration
 from core.backends.base import BACKENDS, get_backend
 from core.backends.platforms import instance_key, load_settings
@@ -12,7 +13,6 @@ from core.errors import BackendNotReady, CloudTuneError, SpecError
 from core.runs import forecast_for, needs_timing, start_run, time_this_machine
 from core.spec import DATASET_NAMES, METRICS, STRATEGIES, parse_spec, spec_problems
 from core.spec.drafts import load_draft, save_draft
-from pages._shared import friendly, get_store
 
 store = get_store()
 st.title("Launch")
@@ -201,7 +201,9 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
                 st.warning(
                     "Not ready:\n" + "\n".join(f"- {m}" for m in missing), icon=":material/warning:"
                 )
-                st.page_link("pages/settings.py", label="Open Settings", icon=":material/settings:")
+                st.page_link(
+                    "app_pages/settings.py", label="Open Settings", icon=":material/settings:"
+                )
             else:
                 st.success("Ready", icon=":material/check_circle:")
                 ready[name] = settings
@@ -261,6 +263,6 @@ if st.button("Launch", type="primary", icon=":material/rocket_launch:", disabled
     if started:
         st.session_state["monitor_runs"] = started
         st.session_state["launched"] = json.dumps(started)
-        st.switch_page("pages/monitor.py")
+        st.switch_page("app_pages/monitor.py")
 elif not launch_ok and spec is not None and chosen:
     st.caption("Launch is enabled when every chosen platform is ready.")

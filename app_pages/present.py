@@ -7,10 +7,10 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages._shared import friendly, get_store
 from core.analysis.charts import chart_png, chart_svg
 from core.analysis.report import StudyReport, load_report, render_html, report_file_name
 from core.analysis.report.slides import Slide, slides
-from pages._shared import friendly, get_store
 
 SLIDE_KEY = "present_slide"
 STUDY_KEY = "present_study"

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
+from app_pages._shared import friendly, get_store
 from core.backends.base import BACKENDS, get_backend
 from core.backends.platforms import PLATFORM_SETTINGS, load_settings, save_settings
 from core.store import data_home, redact_url
-from pages._shared import friendly, get_store
 
 store = get_store()
 st.title("Settings")
@@ -26,7 +26,7 @@ for tab, (name, fields) in zip(tabs, PLATFORM_SETTINGS.items(), strict=True):
     with tab:
         current = load_settings(store, name)
         with st.form(f"form_{name}", border=False):
-            values = {}
+            values: dict[str, float | int | str] = {}
             for f in fields:
                 value = current.get(f.key, f.default)
                 if isinstance(f.default, float):

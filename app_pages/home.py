@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from app_pages._shared import get_store
 from core.analysis.views import runs_overview
-from pages._shared import get_store
 
 st.title("CloudTune")
 st.markdown(
@@ -13,9 +13,9 @@ st.markdown(
 )
 left, right, _ = st.columns([1, 1, 3])
 if left.button("Start a study", type="primary", icon=":material/add:"):
-    st.switch_page("pages/search_space.py")
+    st.switch_page("app_pages/search_space.py")
 if right.button("Monitor runs", icon=":material/monitoring:"):
-    st.switch_page("pages/monitor.py")
+    st.switch_page("app_pages/monitor.py")
 
 store = get_store()
 studies = store.list_studies()
@@ -43,4 +43,4 @@ if studies:
     choice = st.selectbox("Study", list(names), key="home_study")
     if st.button("Open in Compare", icon=":material/compare_arrows:"):
         st.session_state["compare_study"] = names[choice]
-        st.switch_page("pages/compare.py")
+        st.switch_page("app_pages/compare.py")

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from app_pages._shared import chart_with_downloads, get_store
 from core.analysis.views import PUBLISHED_STATS, compare_view, goal_of, group_columns
-from pages._shared import chart_with_downloads, get_store
 
 store = get_store()
 st.title("Compare")
@@ -21,7 +21,7 @@ study_id = c1.selectbox(
     "Study",
     ids,
     index=ids.index(default_study) if default_study in ids else 0,
-    format_func=names.get,
+    format_func=names.__getitem__,
     key="cmp_study",
 )
 st.session_state["compare_study"] = study_id
@@ -31,7 +31,7 @@ picked = c2.multiselect(
     "Runs",
     list(run_labels),
     default=list(run_labels),
-    format_func=run_labels.get,
+    format_func=run_labels.__getitem__,
     key=f"cmp_runs_{study_id}",
 )
 alpha = c3.number_input(

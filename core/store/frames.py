@@ -1,0 +1,182 @@
+"""Tidy tables of trials and epochs for pages, statistics and export (pandas)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from core.store.schema import epochs, runs, studies, trials
+from core.store.writes import loads
+
+if TYPE_CHECKING:
+    from core.store.store import Store
+
+
+def trials_frame(
+    store: Store, *, run_ids: Iterable[int] | None = None, study_id: int | None = None
+) -> Any:
+    """Return the tidy per-trial table (a pandas DataFrame, a row per trial).
+
+    Columns: study_id, study, run_id, backend, instance_type, strategy, trial, trial_key,
+    status, objective, duration_s, billable_s, cost_usd, started_at, ended_at, seed, error,
+    the final metrics (one column each) and the parameters (one column each, prefixed
+    ``p_``). Built column-wise, so 100,000 trials read in about a second.
+    """
+    import pandas as pd
+
+    run_query = sa.select(
+        runs.c.id,
+        runs.c.study_id,
+        runs.c.backend,
+        runs.c.instance_type,
+        runs.c.spec_json,
+        studies.c.name,
+    ).join(studies, runs.c.study_id == studies.c.id)
+    if run_ids is not None:
+        run_query = run_query.where(runs.c.id.in_([int(r) for r in run_ids]))
+    if study_id is not None:
+        run_query = run_query.where(runs.c.study_id == study_id)
+    with store.engine.connect() as conn:
+        run_rows = {r.id: r for r in conn.execute(run_query).all()}
+        rows = (
+            conn.execute(
+                sa.select(
+                    trials.c.run_id,
+                    trials.c.number,
+                    trials.c.trial_key,
+                    trials.c.status,
+                    trials.c.objective,
+                    trials.c.duration_s,
+                    trials.c.billable_s,
+                    trials.c.cost_usd,
+                    trials.c.started_at,
+                    trials.c.ended_at,
+                    trials.c.seed,
+                    trials.c.error,
+                    trials.c.instance_type,
+                    trials.c.metrics_json,
+                    trials.c.params_json,
+                )
+                .where(trials.c.run_id.in_(list(run_rows)))
+                .order_by(trials.c.run_id, trials.c.number, trials.c.id)
+            ).all()
+            if run_rows
+            else []
+        )
+    columns = [
+        "study_id",
+        "study",
+        "run_id",
+        "backend",
+        "instance_type",
+        "strategy",
+        "trial",
+        "trial_key",
+        "status",
+        "objective",
+        "duration_s",
+        "billable_s",
+        "cost_usd",
+        "started_at",
+        "ended_at",
+        "seed",
+        "error",
+    ]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    cols = list(zip(*rows, strict=True))
+    run_col = pd.Series(cols[0], dtype="int64")
+    per_run = pd.DataFrame(
+        {
+            "study_id": {k: r.study_id for k, r in run_rows.items()},
+            "study": {k: r.name for k, r in run_rows.items()},
+            "backend": {k: r.backend for k, r in run_rows.items()},
+            "run_instance": {k: r.instance_type for k, r in run_rows.items()},
+            "strategy": {
+                k: str(loads(r.spec_json).get("strategy", "")) for k, r in run_rows.items()
+            },
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "study_id": run_col.map(per_run["study_id"]),
+            "study": run_col.map(per_run["study"]),
+            "run_id": run_col,
+            "backend": run_col.map(per_run["backend"]),
+            "instance_type": pd.Series(cols[12], dtype=object).fillna(
+                run_col.map(per_run["run_instance"])
+            ),
+            "strategy": run_col.map(per_run["strategy"]),
+            "trial": cols[1],
+            "trial_key": cols[2],
+            "status": cols[3],
+            "objective": pd.Series(cols[4], dtype="float64"),
+            "duration_s": pd.Series(cols[5], dtype="float64"),
+            "billable_s": pd.Series(cols[6], dtype="float64"),
+            "cost_usd": pd.Series(cols[7], dtype="float64"),
+            "started_at": pd.Series(cols[8], dtype="float64"),
+            "ended_at": pd.Series(cols[9], dtype="float64"),
+            "seed": cols[10],
+            "error": cols[11],
+        }
+    )
+    extra: dict[str, Any] = {}
+    if any(m not in (None, "", "{}") for m in cols[13]):
+        metrics = pd.DataFrame.from_records([loads(m) for m in cols[13]])
+        for name in metrics.columns:
+            if name not in frame.columns:
+                extra[str(name)] = metrics[name].to_numpy()
+    params = pd.DataFrame.from_records([loads(p) for p in cols[14]])
+    for name in params.columns:
+        extra[f"p_{name}"] = params[name].to_numpy()
+    if extra:
+        frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+    return frame
+
+
+def trials_stamp(store: Store, run_ids: Iterable[int]) -> tuple[Any, ...]:
+    """Return a cheap fingerprint of the runs' trials that changes whenever one is written.
+
+    Pages key their caches on it: an unchanged stamp means the per-trial table is the same.
+    """
+    query = sa.select(
+        sa.func.count(),
+        sa.func.max(trials.c.id),
+        sa.func.max(trials.c.ended_at),
+        sa.func.total(trials.c.objective),
+        sa.func.total(trials.c.cost_usd),
+        sa.func.sum(sa.case((trials.c.status == "completed", 1), else_=0)),
+    ).where(trials.c.run_id.in_([int(r) for r in run_ids]))
+    with store.engine.connect() as conn:
+        return tuple(conn.execute(query).one())
+
+
+def epochs_frame(store: Store, run_ids: Iterable[int]) -> Any:
+    """Return every epoch of the given runs: run_id, trial, trial_id, epoch, wall_s, metrics."""
+    import pandas as pd
+
+    query = (
+        sa.select(epochs, trials.c.run_id, trials.c.number)
+        .join(trials, epochs.c.trial_id == trials.c.id)
+        .where(trials.c.run_id.in_([int(r) for r in run_ids]))
+        .order_by(trials.c.run_id, trials.c.number, epochs.c.epoch)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    records = [
+        {
+            "run_id": r.run_id,
+            "trial": r.number,
+            "trial_id": r.trial_id,
+            "epoch": r.epoch,
+            "wall_s": r.wall_s,
+            "at": r.at,
+            **loads(r.metrics_json),
+        }
+        for r in rows
+    ]
+    if not records:
+        return pd.DataFrame(columns=["run_id", "trial", "trial_id", "epoch", "wall_s", "at"])
+    return pd.DataFrame.from_records(records)
