@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from core.backends.base import Forecast
 from core.costs.pricing import backend_facts, catalog_data, fmt_duration, machine_settings, quote
 from core.errors import CloudTuneError, DatasetError
+from core.training.datasets import DatasetFacts, find_dataset
 
 if TYPE_CHECKING:
     from core.spec import StudySpec
@@ -37,14 +38,6 @@ LOCAL_CORES_PER_TRIAL = 1.5
 """Cores one local trial keeps busy (compute threads plus Python and tracing), assumed."""
 MIN_ERRORS_TO_WIDEN = 3
 """Earlier forecast errors needed before they widen a forecast's range."""
-
-DATASET_FACTS: dict[str, dict[str, Any]] = {
-    "digits": {"shape": (8, 8, 1), "classes": 10, "examples": 1797},
-    "mnist": {"shape": (28, 28, 1), "classes": 10, "examples": 60000},
-    "fashion_mnist": {"shape": (28, 28, 1), "classes": 10, "examples": 60000},
-    "cifar10": {"shape": (32, 32, 3), "classes": 10, "examples": 50000},
-}
-"""Image shape, classes and size of the training split of each built-in dataset."""
 
 
 # ----------------------------------------------------------------------------- model size
@@ -103,12 +96,18 @@ def _int(value: Any) -> int:
     return int(float(value))
 
 
+def _known_shape(name: str) -> DatasetFacts | None:
+    """Return the registry row of a built-in dataset whose image shape is known, else None."""
+    facts = find_dataset(name)
+    return facts if facts is not None and facts.input_shape is not None else None
+
+
 def train_examples(name: str, subset: int | None, validation_split: float) -> int | None:
     """Return how many training examples one epoch of a built-in dataset goes through."""
-    facts = DATASET_FACTS.get(name)
-    if facts is None:
+    facts = _known_shape(name)
+    if facts is None or facts.train_examples is None:
         return subset
-    full = int(facts["examples"] * (1 - validation_split))
+    full = int(facts.train_examples * (1 - validation_split))
     return min(subset, full) if subset else full
 
 
@@ -224,8 +223,8 @@ class _Target:
 
 def _target(backend: str, spec: StudySpec, machine: Mapping[str, Any]) -> _Target:
     ds = spec.dataset
-    facts = DATASET_FACTS.get(ds.name)
-    shape = tuple(facts["shape"]) if facts else None
+    facts = _known_shape(ds.name)
+    shape = facts.input_shape if facts else None
     work = work_units(representative_params(spec), shape) if shape else None
     return _Target(
         backend=backend,
@@ -235,7 +234,7 @@ def _target(backend: str, spec: StudySpec, machine: Mapping[str, Any]) -> _Targe
         path=ds.path,
         subset=ds.subset,
         examples=train_examples(ds.name, ds.subset, ds.validation_split),
-        shape=shape,  # type: ignore[arg-type]
+        shape=shape,
         work=work,
         epochs=spec.budget.epochs,
         parallel=spec.budget.parallel_trials,
@@ -562,15 +561,15 @@ def _calibration_arrays(spec: StudySpec, rows: int) -> tuple[Any, Any, int, bool
         reps = -(-rows // len(x))
         return np.concatenate([x] * reps)[:rows], np.concatenate([y] * reps)[:rows], len(x), False
     except (ImportError, DatasetError, OSError):
-        facts = DATASET_FACTS.get(ds.name)
-        if facts is None:
+        facts = _known_shape(ds.name)
+        if facts is None or facts.input_shape is None or facts.num_classes is None:
             raise DatasetError(
                 f"Cannot calibrate on {ds.name}: its data cannot be loaded here and its shape "
                 "is unknown; check dataset.path or run a trial to build history."
             ) from None
         rng = np.random.default_rng(0)
-        x = rng.random((rows, *facts["shape"]), dtype=np.float32)
-        y = rng.integers(0, facts["classes"], rows).astype("int32")
+        x = rng.random((rows, *facts.input_shape), dtype=np.float32)
+        y = rng.integers(0, facts.num_classes, rows).astype("int32")
         examples = train_examples(ds.name, ds.subset, ds.validation_split) or rows
         return x, y, examples, True
 

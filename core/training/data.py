@@ -1,4 +1,8 @@
-"""Dataset registry and loaders: digits (embedded), MNIST/Fashion-MNIST IDX, CIFAR-10, npz, image folders."""
+"""Dataset loaders: digits (embedded), MNIST/Fashion-MNIST IDX, CIFAR-10, npz, image folders.
+
+What is known about each dataset (title, shape, classes, where its files are looked for, how
+to get it) is its row of the registry, :mod:`core.training.datasets`.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ import numpy as np
 from core.errors import DatasetError
 from core.paths import cloudtune_home
 from core.training.dataformats import (
-    CIFAR10_CLASSES,
     STAGED_NPZ_NAME,
     Raw,
     Source,
@@ -27,8 +30,13 @@ from core.training.dataformats import (
     detect,
     read_source,
 )
-
-DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10", "custom")
+from core.training.datasets import (
+    ALL_FORMATS,
+    DATASET_NAMES,
+    dataset_facts,
+    find_dataset,
+    how_to_get,
+)
 
 DEBIAN_DATASETS_DIR = Path("/usr/share/datasets")
 """Where Debian's dataset packages put their files (dataset-fashion-mnist -> fashion-mnist/)."""
@@ -36,63 +44,8 @@ DEBIAN_DATASETS_DIR = Path("/usr/share/datasets")
 MANIFEST_NAME = "cloudtune-dataset.json"
 DEFAULT_VALIDATION_SPLIT = 0.2
 
-DIGIT_CLASSES = [str(i) for i in range(10)]
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
-
-_TITLES = {
-    "digits": "scikit-learn's 8x8 handwritten digits",
-    "mnist": "MNIST handwritten digits",
-    "fashion_mnist": "Fashion-MNIST clothing images",
-    "cifar10": "CIFAR-10 colour photos",
-    "custom": "Custom dataset",
-}
-_SUMMARIES = {
-    "digits": "1,797 8x8 grayscale handwritten digits in 10 classes, bundled with scikit-learn "
-    "(no files, no network).",
-    "mnist": "70,000 28x28 grayscale handwritten digits in 10 classes (60,000 train, 10,000 test).",
-    "fashion_mnist": "70,000 28x28 grayscale clothing images in 10 classes "
-    "(60,000 train, 10,000 test).",
-    "cifar10": "60,000 32x32 colour photos in 10 classes (50,000 train, 10,000 test).",
-    "custom": "Your own images: an .npz with x_train/y_train (optional x_test/y_test) or a folder "
-    "with one subfolder of images per class.",
-}
-_KINDS_ALL = frozenset({"idx", "npz", "cifar_tar", "cifar_dir", "images"})
-_KINDS = {
-    "mnist": frozenset({"idx", "npz"}),
-    "fashion_mnist": frozenset({"idx", "npz"}),
-    "cifar10": frozenset({"cifar_tar", "cifar_dir"}),
-    "custom": _KINDS_ALL,
-}
-_USER_SUBFOLDERS = {
-    "mnist": ("mnist",),
-    "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
-    "cifar10": ("cifar10", "cifar-10"),
-    "custom": (),
-}
-_KERAS_CACHE = {
-    "mnist": ("mnist.npz", "mnist"),
-    "fashion_mnist": ("fashion-mnist", "fashion_mnist"),
-    "cifar10": (
-        "cifar-10-batches-py-target",
-        "cifar-10-batches-py",
-        "cifar-10-batches-py.tar.gz",
-        "cifar-10-batches-py-target_archive",
-        "cifar-10-python.tar.gz",
-    ),
-    "custom": (),
-}
-_DEBIAN_FOLDERS = {"fashion_mnist": "fashion-mnist"}
+DIGIT_CLASSES = list(dataset_facts("digits").class_names or ())
+FASHION_CLASSES = list(dataset_facts("fashion_mnist").class_names or ())
 _MANIFEST_KEYS = ("name", "class_names", "subset", "validation_split", "seed")
 
 
@@ -287,7 +240,7 @@ def available_datasets(path: str | None = None) -> list[DatasetInfo]:
         infos.append(
             DatasetInfo(
                 name=name,
-                description=_SUMMARIES[name],
+                description=dataset_facts(name).summary,
                 available=location is not None,
                 location=location,
                 how_to_get=_how_to_get(name),
@@ -329,7 +282,7 @@ def load_from_dir(
     if not folder.is_dir():
         raise DatasetError(f"Dataset folder {folder} does not exist or is not a folder.")
     manifest = _read_manifest(folder)
-    source = detect(folder, _KINDS_ALL)
+    source = detect(folder, ALL_FORMATS)
     if source is None:
         raise DatasetError(
             f"No dataset found in {folder}: expected IDX files (train-images-idx3-ubyte.gz and "
@@ -467,24 +420,25 @@ def _check_options(
 
 
 def _places(name: str, path: str | None) -> list[Path]:
+    facts = dataset_facts(name)
     places: list[Path] = []
     if path:
         user = Path(path).expanduser()
         places.append(user)
-        places.extend(user / sub for sub in _USER_SUBFOLDERS[name])
+        places.extend(user / sub for sub in facts.user_subfolders)
     places.append(cloudtune_home() / "datasets" / name)
-    places.extend(keras_home() / "datasets" / rel for rel in _KERAS_CACHE[name])
-    if name in _DEBIAN_FOLDERS:
-        places.append(DEBIAN_DATASETS_DIR / _DEBIAN_FOLDERS[name])
+    places.extend(keras_home() / "datasets" / rel for rel in facts.keras_cache)
+    if facts.debian_folder is not None:
+        places.append(DEBIAN_DATASETS_DIR / facts.debian_folder)
     return list(dict.fromkeys(places))
 
 
 def _find_source(name: str, path: str | None) -> tuple[Source | None, list[Path]]:
     places = _places(name, path)
-    kinds = _KINDS[name]
+    kinds = dataset_facts(name).formats
     if path:
         user = Path(path).expanduser()
-        if user.is_file() and detect(user, _KINDS_ALL) is None:
+        if user.is_file() and detect(user, ALL_FORMATS) is None:
             raise DatasetError(
                 f"{user} is not a file CloudTune reads: name an .npz, a CIFAR-10 .tar.gz, an "
                 "IDX file's folder or a folder with one subfolder of images per class."
@@ -507,25 +461,7 @@ def _locate_quietly(name: str, path: str | None) -> str | None:
 
 
 def _how_to_get(name: str) -> str:
-    folder = cloudtune_home() / "datasets" / name
-    idx = (
-        "the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"
-    )
-    download = "or allow a one-time download through keras.datasets where the network allows it"
-    sentences = {
-        "digits": "Install scikit-learn (pip install scikit-learn): the digits ship inside it.",
-        "mnist": f"Put {idx} or Keras' mnist.npz in {folder} or in a folder you name, {download}.",
-        "fashion_mnist": "Install Debian's package (sudo apt-get install dataset-fashion-mnist), "
-        f"or put {idx} in {folder} or in a folder you name, {download}.",
-        "cifar10": "Put the official cifar-10-python.tar.gz "
-        "(https://www.cs.toronto.edu/~kriz/cifar.html) or its extracted cifar-10-batches-py "
-        f"folder in {folder}, or name the file or folder, {download}.",
-        "custom": "Name an .npz file with x_train and y_train (optional x_test, y_test and "
-        "class_names) or a folder with one subfolder of images per class, or put one in "
-        f"{folder}.",
-    }
-    return sentences[name]
+    return how_to_get(name, cloudtune_home() / "datasets" / name)
 
 
 def _missing_error(name: str, places: list[Path]) -> DatasetError:
@@ -534,7 +470,8 @@ def _missing_error(name: str, places: list[Path]) -> DatasetError:
 
 
 def _default_class_names(name: str) -> list[str] | None:
-    return {"mnist": DIGIT_CLASSES, "fashion_mnist": FASHION_CLASSES}.get(name)
+    facts = find_dataset(name)
+    return list(facts.class_names) if facts is not None and facts.class_names else None
 
 
 def _guess_name(source: Source) -> str:
@@ -581,7 +518,7 @@ def _load_raw(
     source, places = _find_source(name, path)
     if source is not None:
         raw = read_source(source, image_size)
-    elif allow_download and name in ("mnist", "fashion_mnist", "cifar10"):
+    elif allow_download and dataset_facts(name).downloadable:
         raw = _download(name, places)
     else:
         raise _missing_error(name, places)
@@ -653,7 +590,7 @@ def _download(name: str, places: list[Path]) -> Raw:
         y_train=np.asarray(y_train),
         x_test=np.asarray(x_test),
         y_test=np.asarray(y_test),
-        class_names=CIFAR10_CLASSES if name == "cifar10" else None,
+        class_names=None,  # _load_raw fills in the registry's names
         location="a download through keras.datasets",
     )
 
@@ -819,7 +756,7 @@ def _materialise(
     height, width, channels = x_train.shape[1:]
     held = "the official test split" if from_test else "held out from the training split"
     description = (
-        f"{_TITLES[name]}: {len(train_idx):,} training and {len(val_idx):,} validation images "
+        f"{dataset_facts(name).title}: {len(train_idx):,} training and {len(val_idx):,} validation images "
         f"({held}) of {height}x{width}x{channels} in {len(data.class_names)} classes, "
         f"from {data.location}."
     )

@@ -28,20 +28,11 @@ from typing import Any
 import numpy as np
 
 from core.errors import DatasetError
+from core.training.datasets import dataset_facts
 
 STAGED_NPZ_NAME = "dataset.npz"
-CIFAR10_CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+CIFAR10_CLASSES = list(dataset_facts("cifar10").class_names or ())
+"""CIFAR-10's class names, from the registry: what batches without a batches.meta are named."""
 _IDX_ROLES = {
     "train_images": ("train-images", "idx3"),
     "train_labels": ("train-labels", "idx1"),
