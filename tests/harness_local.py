@@ -106,7 +106,8 @@ def record_trial(
     import keras
     from keras_tuner.src.engine import tuner_utils  # what BaseTuner itself calls
 
-    from core.backends.local.hypermodel import kt_classes, make_oracle
+    from core.backends.local.hypermodel import make_oracle
+    from core.backends.local.kt import CNNHyperModel
     from core.backends.local.worker import Clock, StoreEvents
     from core.costs.pricing import run_price
     from core.spec import parse_spec
@@ -118,7 +119,7 @@ def record_trial(
         oracle = make_oracle(spec, events)
         oracle._set_project_dir(str(folder / f"kt{run.id}"), "record")
         hp = oracle.get_space()
-        kt_classes().HyperModel(spec, None).declare_hyperparameters(hp)
+        CNNHyperModel(spec, None).declare_hyperparameters(hp)
         oracle.update_space(hp)
         oracles[run.id] = oracle
     oracle = oracles[run.id]

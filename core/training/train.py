@@ -664,22 +664,9 @@ def make_epoch_callback(report: EpochReport) -> keras.callbacks.Callback:
     Returns:
         The callback; ``report.rows`` holds one dict per epoch (metrics plus ``seconds``).
     """
-    import keras
+    from core.training.callbacks import EpochReporter  # imports Keras
 
-    class EpochReporter(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.report = report
-            self._start = time.perf_counter()
-
-        def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            seconds = time.perf_counter() - self._start
-            self.report.end_epoch(epoch + 1, keras_metrics(logs), seconds)
-
-    return EpochReporter()
+    return EpochReporter(report)
 
 
 def load_data(config: TrainConfig) -> Dataset:

@@ -515,7 +515,7 @@ def reconcile(oracle: Any, events: StoreEvents) -> None:
     A trial the oracle ended while the process died before the store heard of it is written
     now; one still marked running is queued to run again (same key, so never a duplicate).
     """
-    from core.backends.local.hypermodel import requeue_interrupted
+    from core.backends.local.kt import requeue_interrupted
 
     rows = {t.trial_key: t for t in events.store.list_trials(events.run_id)}
     for trial_id, trial in oracle.trials.items():
@@ -664,12 +664,11 @@ def serve_oracle(oracle: Any, host: str, port: int) -> tuple[Any, Any, int]:
     from concurrent import futures
 
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    from core.backends.local.kt import add_oracle_service
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    servicer = add_oracle_service(oracle, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         raise CloudTuneError(
@@ -681,9 +680,9 @@ def serve_oracle(oracle: Any, host: str, port: int) -> tuple[Any, Any, int]:
 
 
 def _chief_finished(oracle: Any, servicer: Any) -> bool:
-    from keras_tuner.src.distribute.oracle_chief import exit_chief
+    from core.backends.local.kt import chief_finished
 
-    return bool(servicer.stop_triggered and exit_chief(oracle))
+    return chief_finished(oracle, servicer)
 
 
 def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
@@ -735,6 +734,8 @@ def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
 
 def _supervise(oracle: Any, servicer: Any, crew: LocalWorkers) -> str | None:
     """Wait until the search ends; return a sentence when it cannot end normally."""
+    from core.backends.local.kt import stop_requested
+
     while True:
         time.sleep(0.5)
         if oracle.fatal or _chief_finished(oracle, servicer):
@@ -742,7 +743,7 @@ def _supervise(oracle: Any, servicer: Any, crew: LocalWorkers) -> str | None:
         problem = crew.check()
         if problem:
             return problem
-        if crew.all_done() and not oracle.ongoing_trials and servicer.stop_triggered:
+        if crew.all_done() and not oracle.ongoing_trials and stop_requested(servicer):
             return None
 
 
