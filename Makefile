@@ -8,7 +8,7 @@ PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test venv lint typecheck pytest bench clean
+.PHONY: run test test-fast venv lint typecheck pytest bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# the edit-run loop: lint, types and every test but the ones that train real models or drive
+# a browser (pytest markers slow and browser); `make test` before a commit
+test-fast: lint typecheck
+	$(BIN)/pytest -q -m "not slow and not browser"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
