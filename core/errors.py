@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 
 class CloudTuneError(Exception):
     """Base of every error shown to a user.

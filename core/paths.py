@@ -7,8 +7,11 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root (a worker runs with it on sys.path)."""

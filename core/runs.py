@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -11,6 +12,8 @@ from core.backends.base import Backend, Forecast, PollResult, get_backend
 from core.errors import BackendError, BackendNotReady, CloudTuneError
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store
+
+log = logging.getLogger(__name__)
 
 
 def start_run(

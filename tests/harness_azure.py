@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.backends.base import Backend
 from core.store import RunRow, Store
 from tests.fake_azure import FakeAzureML, mlflow_store
+from tests.harness import BackendHarness
 
 SETTINGS: dict[str, Any] = {
     "subscription_id": "00000000-0000-0000-0000-000000000000",
@@ -25,7 +25,7 @@ SETTINGS: dict[str, Any] = {
 
 
 @dataclass
-class Harness:
+class Harness(BackendHarness):
     """What the conformance suite needs, plus the fake for Azure-specific tests.
 
     Attributes:
@@ -36,11 +36,7 @@ class Harness:
         backend_kwargs: the constructor arguments (a new instance = an app restart).
     """
 
-    backend: Backend
-    settings: dict[str, Any]
-    finish: Callable[[str, int], None]
     fake: FakeAzureML | None = None
-    backend_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def add_trial(self, run: RunRow, curve: list[float]) -> float:
         """One FINISHED trial whose val_accuracy goes ``curve``; return the latest value of the
@@ -79,10 +75,3 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
         )
     finally:
         fake.stop()
-
-
-def fresh_backend(store: Store, h: Harness) -> Backend:
-    """A new backend wired like ``h.backend`` (an app restart: it knows only the store)."""
-    from core.backends.azure.backend import AzureBackend
-
-    return AzureBackend(store, **h.backend_kwargs)

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.backends.base import Backend
 from core.store import ACTIVE_STATUSES, RunRow, Store
+from tests.harness import BackendHarness
 
 FINISH_TIMEOUT_S = 120.0
 
 
 @dataclass
-class Harness:
-    """What the conformance suite needs to drive one backend.
+class Harness(BackendHarness):
+    """The local backend, driven by real worker processes.
 
     Attributes:
-        backend: the backend under test.
-        settings: settings that make ``backend.check`` return [].
-        finish: ``finish(handle, n)`` waits until the run with that handle completed n trials.
+        store: the store (a file: the worker process opens it by URL).
+        folder: a scratch folder for the in-process trials of ``add_trial``.
     """
 
-    backend: Backend
-    settings: dict[str, Any] = field(default_factory=dict)
-    finish: Callable[[str, int], None] = lambda handle, n: None
-    add_trial: Callable[[RunRow, list[float]], float] | None = None
-    """add_trial(run, curve): one completed trial whose val_accuracy goes ``curve``, written
-    by the worker's own store writer through a real KerasTuner oracle; returns KerasTuner's
-    score for it."""
+    store: Store | None = None
+    folder: Path | None = None
+    oracles: dict[int, Any] = field(default_factory=dict)
+
+    def add_trial(self, run: RunRow, curve: list[float]) -> float:
+        """One completed trial whose val_accuracy goes ``curve``, written by the worker's own
+        store writer through a real KerasTuner oracle; return KerasTuner's score for it."""
+        assert self.store is not None and self.folder is not None
+        return record_trial(self.store, run, curve, self.folder, self.oracles)
 
 
 def _run_with_handle(store: Store, handle: str) -> RunRow:
@@ -82,13 +83,8 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
             f"{_log_tail(handle)}"
         )
 
-    oracles: dict[int, Any] = {}
-
-    def add_trial(run: RunRow, curve: list[float]) -> float:
-        return record_trial(store, run, curve, tmp_path, oracles)
-
     try:
-        yield Harness(backend=backend, settings={}, finish=finish, add_trial=add_trial)
+        yield Harness(backend=backend, settings={}, finish=finish, store=store, folder=tmp_path)
     finally:
         for run in store.list_runs(statuses=ACTIVE_STATUSES):
             if run.backend == "local" and run.handle:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.backends.base import Backend
 from core.store import RunRow, Store
 from tests.fake_aws import BUCKET, REGION, ROLE_ARN, FakeAWS, fake_aws
+from tests.harness import BackendHarness
 
 SETTINGS: dict[str, Any] = {
     "region": REGION,
@@ -23,7 +23,7 @@ SETTINGS: dict[str, Any] = {
 
 
 @dataclass
-class Harness:
+class Harness(BackendHarness):
     """A backend aimed at the fake, settings that satisfy it, and levers on the fake.
 
     Attributes:
@@ -35,11 +35,7 @@ class Harness:
         fake: the running fake, for tests that need more levers.
     """
 
-    backend: Backend
-    settings: dict[str, Any]
-    finish: Callable[[str, int], None]
-    stopped: Callable[[str], bool]
-    backend_kwargs: dict[str, Any] = field(default_factory=dict)
+    stopped: Callable[[str], bool] = field(default=lambda handle: False)
     fake: FakeAWS | None = None
 
     def add_trial(self, run: RunRow, curve: list[float]) -> float:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.backends.base import Backend
 from core.store import RunRow, Store
 from tests.fake_vertex import FakeVertex
+from tests.harness import BackendHarness
 
 SETTINGS: dict[str, Any] = {
     "project": "cloudtune-test",
@@ -35,7 +35,7 @@ def stand_in_bundle(dest: Path) -> Path:
 
 
 @dataclass
-class Harness:
+class Harness(BackendHarness):
     """What the conformance suite needs, plus the fake for Vertex-specific tests.
 
     Attributes:
@@ -46,11 +46,7 @@ class Harness:
         backend_kwargs: the constructor arguments (a new instance = an app restart).
     """
 
-    backend: Backend
-    settings: dict[str, Any]
-    finish: Callable[[str, int], None]
     fake: FakeVertex | None = None
-    backend_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def add_trial(self, run: RunRow, curve: list[float]) -> float:
         """One SUCCEEDED trial whose val_accuracy goes ``curve``; return the value of the final
@@ -111,10 +107,3 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def fresh_backend(store: Store, h: Harness) -> Backend:
-    """A new backend wired like ``h.backend`` (an app restart: it knows only the store)."""
-    from core.backends.vertex.backend import VertexBackend
-
-    return VertexBackend(store, **h.backend_kwargs)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 SHAPIRO_MAX_N = 5000
 PAIR_COLUMNS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from core.analysis.posthoc import (
 )
 from core.backends.platforms import PLATFORMS
 from core.errors import CloudTuneError
+
+log = logging.getLogger(__name__)
 
 Direction = Literal["lower", "higher"]
 TestName = Literal["anova", "welch", "kruskal"]

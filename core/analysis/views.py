@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,8 @@ import pandas as pd
 
 from core.backends.platforms import PLATFORMS
 from core.store import ACTIVE_STATUSES, RunRow, Store
+
+log = logging.getLogger(__name__)
 
 PUBLISHED_SOURCE = "Published study (reference figures, not measured here)"
 PUBLISHED_REFERENCE = pd.DataFrame(

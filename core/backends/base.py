@@ -6,7 +6,7 @@ or client factory so tests can pass a stub) and turns its provider's errors into
 :class:`~core.errors.BackendError` / :class:`~core.errors.BackendNotReady` sentences.
 
 Conformance is asserted with a one-line typed assignment in each module, e.g.
-``_conforms: type[Backend] = LocalBackend``, and by ``tests/test_backend_conformance.py``.
+``_conforms: type[Backend] = LocalBackend``, and by ``tests/backends/test_backend_conformance.py``.
 
 Example:
     >>> backend = get_backend("local", store)
@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -29,6 +30,8 @@ from core.errors import BackendError
 if TYPE_CHECKING:
     from core.spec import StudySpec
     from core.store import RunRow, Store
+
+log = logging.getLogger(__name__)
 
 BACKENDS: dict[str, str] = {name: p.label for name, p in PLATFORMS.items()}
 """Backend names and the labels shown to people (from core.backends.platforms)."""
@@ -155,7 +158,7 @@ def get_backend(name: str, store: Store, **kwargs: Any) -> Backend:
         raise BackendError(
             f"The {BACKENDS[name]} backend cannot be loaded ({err}); reinstall with "
             "`make run` to get its packages."
-        ) from None
+        ) from err
     cls = getattr(module, class_name)
     backend: Backend = cls(store, **kwargs)
     return backend

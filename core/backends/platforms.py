@@ -13,11 +13,14 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from core.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict, get_args
+
+log = logging.getLogger(__name__)
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "stopped"]
 """The statuses a run can have."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from typing import Any
 
 from core.backends.base import BACKENDS, Forecast
 from core.spec import StudySpec
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:

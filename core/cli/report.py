@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
 from core.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:

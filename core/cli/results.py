@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from core.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from typing import Any
 
 from core.errors import SpecError
 from core.spec import StudySpec, load_text, spec_problems
 from core.spec.edit import range_advice
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -45,7 +48,7 @@ def _read(path: str) -> Any:
         with open(path, encoding="utf-8") as fh:
             return load_text(fh.read())
     except OSError as err:
-        raise SpecError([f"Cannot read the spec file {path}: {err.strerror}."]) from None
+        raise SpecError([f"Cannot read the spec file {path}: {err.strerror}."]) from err
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

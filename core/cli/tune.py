@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from typing import Any, TextIO
@@ -12,6 +13,8 @@ from core.backends.base import BACKENDS
 from core.cli.specs import parse_settings
 from core.errors import BackendError
 from core.store import ACTIVE_STATUSES, RunRow, Store
+
+log = logging.getLogger(__name__)
 
 POLL_S = 1.0
 """Seconds between two looks at a followed run."""

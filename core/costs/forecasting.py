@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import statistics
@@ -27,6 +28,8 @@ from core.training.datasets import DatasetFacts, find_dataset
 if TYPE_CHECKING:
     from core.spec import StudySpec
     from core.store import RunRow, Store, TrialRow
+
+log = logging.getLogger(__name__)
 
 CALIBRATION_PREFIX = "calibration."
 """Store setting prefix of a local calibration (one a dataset and subset)."""
@@ -560,13 +563,13 @@ def _calibration_arrays(spec: StudySpec, rows: int) -> tuple[Any, Any, int, bool
         x, y = np.asarray(data.x_train), np.asarray(data.y_train)
         reps = -(-rows // len(x))
         return np.concatenate([x] * reps)[:rows], np.concatenate([y] * reps)[:rows], len(x), False
-    except (ImportError, DatasetError, OSError):
+    except (ImportError, DatasetError, OSError) as err:
         facts = _known_shape(ds.name)
         if facts is None or facts.input_shape is None or facts.num_classes is None:
             raise DatasetError(
                 f"Cannot calibrate on {ds.name}: its data cannot be loaded here and its shape "
                 "is unknown; check dataset.path or run a trial to build history."
-            ) from None
+            ) from err
         rng = np.random.default_rng(0)
         x = rng.random((rows, *facts.input_shape), dtype=np.float32)
         y = rng.integers(0, facts.num_classes, rows).astype("int32")

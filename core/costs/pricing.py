@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
     from core.spec import Budget
     from core.store import RunRow, Store, TrialRow
+
+log = logging.getLogger(__name__)
 
 CATALOG_PATH = ASSETS / "pricing.json"
 STALE_AFTER_DAYS = 183
@@ -117,11 +120,11 @@ def catalog_data(path: str | None = None) -> dict[str, Any]:
         raise CloudTuneError(
             f"Cannot read the price catalog {file}: {err.strerror}; reinstall CloudTune or "
             "point to a valid pricing.json."
-        ) from None
+        ) from err
     except ValueError as err:
         raise CloudTuneError(
             f"The price catalog {file} is not valid JSON ({err}); fix or restore it."
-        ) from None
+        ) from err
 
 
 def load_catalog(path: str | None = None) -> list[Price]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
 from core.paths import ASSETS
 from core.spec import StudySpec, load_text
 from core.store import Store
+
+log = logging.getLogger(__name__)
 
 PRESETS: dict[str, Path] = {
     "Published study (learning rate, batch size, dropout)": ASSETS

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from core.spec import KNOWN_PARAMS, FloatParam, IntParam, Param
+
+log = logging.getLogger(__name__)
 
 WIDE_RANGE = 100.0
 """A linear range whose maximum is this many times its minimum spans two decades or more."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.training.datasets import DATASETS
+
+log = logging.getLogger(__name__)
 
 STRATEGIES: tuple[str, ...] = ("grid", "random", "bayesian", "hyperband")
 GOALS: tuple[str, ...] = ("max", "min")

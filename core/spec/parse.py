@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from core.spec.study import (
     StudySpec,
 )
 
+log = logging.getLogger(__name__)
+
 # ----------------------------------------------------------------------------- parsing
 
 
@@ -56,7 +59,7 @@ def load_text(text: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(
             [f"The spec is not valid JSON or YAML{where}: {getattr(err, 'problem', err)}."]
-        ) from None
+        ) from err
 
 
 def parse_spec(data: Any) -> StudySpec:

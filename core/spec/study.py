@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from core.spec.params import (
     Param,
     default_params,
 )
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- the spec
 
@@ -153,7 +156,7 @@ class StudySpec:
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as err:
-            raise SpecError([f"Cannot read the spec file {p}: {err.strerror}."]) from None
+            raise SpecError([f"Cannot read the spec file {p}: {err.strerror}."]) from err
         return cls.from_text(text)
 
     def save(self, path: str | Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,8 @@ from core.store.rows import ImportReport
 
 if TYPE_CHECKING:
     from core.store.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def import_trials_csv(store: Store, run_id: int, path: str | Path) -> ImportReport:
@@ -34,7 +37,7 @@ def import_trials_csv(store: Store, run_id: int, path: str | Path) -> ImportRepo
     try:
         handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
     except OSError as err:
-        raise StoreError(f"Cannot read {path}: {err.strerror}.") from None
+        raise StoreError(f"Cannot read {path}: {err.strerror}.") from err
     with handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames:
@@ -77,8 +80,8 @@ def _num(value: str | None, column: str, line: int) -> float | None:
         return None
     try:
         out = float(value)
-    except ValueError:
-        raise ValueError(f"line {line}: {column} {value!r} is not a number.") from None
+    except ValueError as err:
+        raise ValueError(f"line {line}: {column} {value!r} is not a number.") from err
     if not math.isfinite(out):
         raise ValueError(f"line {line}: {column} is {value}, not a finite number.")
     return out

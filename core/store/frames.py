@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,8 @@ from core.store.writes import loads
 
 if TYPE_CHECKING:
     from core.store.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def trials_frame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from core.backends.records import (
     RunStatus,
     TrialStatus,
 )
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- rows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +58,8 @@ from core.store.writes import (
     upsert_trial,
 )
 
+log = logging.getLogger(__name__)
+
 # ----------------------------------------------------------------------------- locations
 
 
@@ -102,13 +105,13 @@ class Store:
             raise StoreError(
                 f"The database URL {redact_url(self.url)} is not valid ({err}); give a "
                 "SQLAlchemy URL such as sqlite:///path/to/cloudtune.db."
-            ) from None
+            ) from err
         except SQLAlchemyError as err:
             raise StoreError(
                 f"Cannot open the result store at {redact_url(self.url)}: "
                 f"{err.__class__.__name__}: {str(err).splitlines()[0]}. Check CLOUDTUNE_DB "
                 "(or --db) and that the database is reachable."
-            ) from None
+            ) from err
 
     @staticmethod
     def _make_engine(url: str) -> Engine:
@@ -188,7 +191,7 @@ class Store:
                 time.sleep(0.05 * (attempt + 1))
         raise StoreError(
             f"The result store stayed locked by another writer: {last}. Try again."
-        ) from None
+        ) from last
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -15,6 +16,8 @@ from core.backends.records import (
     EpochRecord,
 )
 from core.store.schema import epochs, trials
+
+log = logging.getLogger(__name__)
 
 
 def loads(text: str | None) -> Any:

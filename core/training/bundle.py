@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import logging
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # The modules the entry script starts from; every core.* module they import (at the top or
 # inside a function) is copied too, followed transitively.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ from core.training.train import keras_metrics
 
 if TYPE_CHECKING:
     from core.training.train import EpochReport
+
+log = logging.getLogger(__name__)
 
 
 class EpochReporter(keras.callbacks.Callback):

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import math
 import os
 import shutil
@@ -37,6 +38,8 @@ from core.training.datasets import (
     find_dataset,
     how_to_get,
 )
+
+log = logging.getLogger(__name__)
 
 DEBIAN_DATASETS_DIR = Path("/usr/share/datasets")
 """Where Debian's dataset packages put their files (dataset-fashion-mnist -> fashion-mnist/)."""

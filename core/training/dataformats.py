@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import math
 import pickle
 import struct
@@ -29,6 +30,8 @@ import numpy as np
 
 from core.errors import DatasetError
 from core.training.datasets import dataset_facts
+
+log = logging.getLogger(__name__)
 
 STAGED_NPZ_NAME = "dataset.npz"
 CIFAR10_CLASSES = list(dataset_facts("cifar10").class_names or ())

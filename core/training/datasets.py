@@ -15,8 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from os import PathLike
+
+log = logging.getLogger(__name__)
 
 ALL_FORMATS: frozenset[str] = frozenset({"idx", "npz", "cifar_tar", "cifar_dir", "images"})
 """Every file format :mod:`core.training.dataformats` detects (what a custom dataset may be)."""

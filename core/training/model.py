@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -12,6 +13,8 @@ from core.spec import KNOWN_PARAMS, MODEL_OPTIONS, OPTIMIZERS
 if TYPE_CHECKING:
     import keras
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, object] = {name: info.default for name, info in KNOWN_PARAMS.items()}
 """The tunable defaults, read from ``core.spec.KNOWN_PARAMS``."""
@@ -61,8 +64,8 @@ def _as_int(name: str, value: object) -> int:
         return value
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"Parameter {name} must be a whole number, got {value!r}.") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Parameter {name} must be a whole number, got {value!r}.") from err
     if not number.is_integer():
         raise ValueError(f"Parameter {name} must be a whole number, got {value!r}.")
     return int(number)
@@ -73,8 +76,8 @@ def _as_float(name: str, value: object) -> float:
         raise ValueError(f"Parameter {name} must be a number, got {value!r}.")
     try:
         return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"Parameter {name} must be a number, got {value!r}.") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Parameter {name} must be a number, got {value!r}.") from err
 
 
 def _check_ranges(p: dict[str, Any]) -> None:

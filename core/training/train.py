@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import logging
 import math
 import os
 import re
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     import keras
 
     from core.training.data import Dataset
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = "Train one CloudTune trial and report its metrics (SageMaker, Vertex AI, Azure ML)."
 OBJECTIVE = "val_accuracy"
@@ -300,7 +303,7 @@ def sagemaker_hyperparameters(env: Mapping[str, str]) -> dict[str, object]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise UsageError(f"SageMaker's {path} could not be read as JSON ({err}).") from None
+        raise UsageError(f"SageMaker's {path} could not be read as JSON ({err}).") from err
     if not isinstance(data, dict):
         raise UsageError(f"SageMaker's {path} must hold a JSON object.")
     return {str(k): decode_value(v) for k, v in data.items()}
@@ -324,7 +327,7 @@ def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
     try:
         return resolve_params(given)
     except ValueError as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(str(err)) from err
 
 
 def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainConfig:
@@ -744,7 +747,7 @@ def _prepare_model_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"The model folder {path} cannot be created ({err.strerror}).") from None
+        raise UsageError(f"The model folder {path} cannot be created ({err.strerror}).") from err
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from core.analysis.views import (
     run_totals,
 )
 from core.store import RunRow, Store, StudyRow
+
+log = logging.getLogger(__name__)
 
 METRICS = ("duration_s", "cost_usd", "objective")
 """The per-trial metrics compared: time, cost and the objective (accuracy)."""

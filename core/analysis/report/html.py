@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ from core.analysis.views import (
 )
 from core.errors import CloudTuneError
 from core.store import Store
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- charts
 
@@ -452,5 +455,5 @@ def write_report(
         raise CloudTuneError(
             f"Cannot write the report to {path}: {err.strerror or err}; choose a folder you "
             "can write to with --out."
-        ) from None
+        ) from err
     return path

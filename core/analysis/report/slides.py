@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ from core.analysis.report import (
     space_table,
 )
 from core.analysis.views import PUBLISHED_REFERENCE, PUBLISHED_STATS, format_duration
+
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,8 @@ from core.analysis.views import (
     platform_label,
 )
 from core.store import RunRow
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- formatting
 

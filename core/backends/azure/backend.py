@@ -403,11 +403,11 @@ class AzureBackend(CloudBackendBase):
             return Path(self._bundle_builder(dest))
         try:
             from core.training.bundle import build_bundle
-        except ImportError:
+        except ImportError as err:
             raise BackendError(
                 "The trainer bundle cannot be built: core.training is missing from this "
                 "installation; reinstall CloudTune."
-            ) from None
+            ) from err
         return Path(build_bundle(dest))
 
     def _vm_size(self, settings: Mapping[str, Any], client: Any) -> str | None:
@@ -445,11 +445,11 @@ class AzureBackend(CloudBackendBase):
         if str(uri).startswith("azureml:"):
             try:
                 import azureml.mlflow  # noqa: F401  (registers the azureml:// scheme)
-            except ImportError:
+            except ImportError as err:
                 raise BackendNotReady(
                     "Reading Azure ML trials needs the azureml-mlflow package; reinstall "
                     "CloudTune's requirements (`make run`)."
-                ) from None
+                ) from err
         return MlflowClient(tracking_uri=str(uri))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, Stud
 
 if TYPE_CHECKING:
     from azure.ai.ml.sweep import SweepJob
+
+log = logging.getLogger(__name__)
 
 CURATED_TF_ENVIRONMENT = (
     "azureml://registries/azureml/environments/tensorflow-2.16-cuda12/labels/latest"

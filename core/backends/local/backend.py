@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
@@ -44,6 +45,8 @@ from core.store import ACTIVE_STATUSES, Store, data_home
 if TYPE_CHECKING:
     from core.spec import StudySpec
     from core.store import RunRow, TrialRow
+
+log = logging.getLogger(__name__)
 
 DEAD_AFTER_S = 60.0
 """A running run whose worker sent no heartbeat for this long is called dead."""
@@ -178,7 +181,7 @@ class LocalBackend:
                     start_new_session=True,
                 )
             except OSError as err:
-                raise BackendError(f"Cannot start the local worker: {err.strerror}.") from None
+                raise BackendError(f"Cannot start the local worker: {err.strerror}.") from err
         _CHILDREN[proc.pid] = proc
         started = _create_time(proc.pid)
         return Handle(proc.pid, proc.pid, socket.gethostname(), started, str(log_path)).to_json()

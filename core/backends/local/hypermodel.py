@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from core.spec import Param, StudySpec
+
+log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 3
 """A run fails after this many trials in a row failed (KerasTuner's own rule)."""

@@ -3,7 +3,7 @@
 # ----------------------------------------------------------------------------- private names
 # KerasTuner's private names CloudTune relies on: in core/ they are used in this module only;
 # tests/harness_local.py also uses the three marked (tests). ``PRIVATE_NAMES`` below lists
-# them all for tests/test_kt_adapter.py, which fails when the installed KerasTuner lacks one.
+# them all for tests/backends/test_kt_adapter.py, which fails when the installed KerasTuner lacks one.
 # Each entry: name -- where KerasTuner defines it (under keras_tuner/) -- why CloudTune needs it.
 # (Keras' own private ``_compile_metrics`` and ``_compile_loss`` are read, with a fallback, by
 # ``core.backends.local.hypermodel.build_state_eagerly``; they are Keras', not KerasTuner's.)
@@ -41,6 +41,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -71,6 +72,8 @@ from core.backends.local.hypermodel import (
 
 if TYPE_CHECKING:
     from core.spec import StudySpec
+
+log = logging.getLogger(__name__)
 
 
 class PrivateName(NamedTuple):
@@ -103,7 +106,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("keras_tuner.Oracle", "_set_project_dir"),
     PrivateName("keras_tuner.oracles.HyperbandOracle", "_brackets", True),
 )
-"""The private names listed at the top of this module; tests/test_kt_adapter.py checks them."""
+"""The private names listed at the top of this module; tests/backends/test_kt_adapter.py checks them."""
 
 RUNNING = trial_module.TrialStatus.RUNNING
 COMPLETED = trial_module.TrialStatus.COMPLETED
@@ -421,7 +424,7 @@ class CloudTuneTuner(keras_tuner.Tuner):
         except Exception as err:  # any trial error is recorded; the study goes on
             sentence = error_sentence(err, trial_params(self.hypermodel.spec, hp.values))
             self._report_failure(trial.trial_id, sentence)
-            raise keras_tuner.errors.FailedTrialError(sentence) from None
+            raise keras_tuner.errors.FailedTrialError(sentence) from err
 
     def _report_failure(self, trial_id: str, sentence: str) -> None:
         if self.events is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -40,6 +41,8 @@ from core.errors import CloudTuneError
 from core.paths import ROOT
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store, data_home
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 """Seconds between heartbeats (the backend calls a worker dead after ~60 s without one)."""
@@ -304,7 +307,7 @@ class MemoryWatch:
             self.base = rss
             return False
         if rss - self.base > self.limit_mb:
-            print(f"memory grew {rss - self.base:.0f} MB since the first trial; recycling")
+            log.info("memory grew %.0f MB since the first trial; recycling", rss - self.base)
             return True
         return False
 
@@ -378,7 +381,7 @@ class Heartbeat:
             try:
                 self.tick()
             except Exception as err:  # a locked store must not kill the study
-                print(f"heartbeat: {err}", file=sys.stderr, flush=True)
+                log.warning("heartbeat: %s", err, exc_info=err)
 
     def tick(self) -> None:
         """Beat once and check for a cancel."""
@@ -392,7 +395,8 @@ class Heartbeat:
 
 
 def _exit_now() -> None:
-    print("the run is no longer active; stopping", flush=True)
+    log.info("the run is no longer active; stopping")
+    _flush_logs()
     os._exit(0)
 
 
@@ -451,7 +455,7 @@ class Session:
         try:
             oracle.prune(final=True)
         except Exception as err:  # pruning is housekeeping; never fail a run for it
-            print(f"could not prune checkpoints: {err}", file=sys.stderr)
+            log.warning("could not prune checkpoints: %s", err, exc_info=err)
         run = self.store.get_run(self.run_id)
         if run.status == "cancelled" or oracle.stop_cause == "cancelled":
             self._stop_running_trials("cancelled")
@@ -506,7 +510,7 @@ class Session:
         try:
             finalize_run_costs(self.store, self.run_id, price_per_hour=self.events.rate)
         except Exception as err:  # costs are derived data; the run's outcome stands
-            print(f"could not finalize costs: {err}", file=sys.stderr)
+            log.warning("could not finalize costs: %s", err, exc_info=err)
 
 
 def reconcile(oracle: Any, events: StoreEvents) -> None:
@@ -524,7 +528,7 @@ def reconcile(oracle: Any, events: StoreEvents) -> None:
             events.trial_ended(trial)
     queued = requeue_interrupted(oracle)
     if queued:
-        print(f"re-running interrupted trial(s) {', '.join(queued)}", flush=True)
+        log.info("re-running interrupted trial(s) %s", ", ".join(queued))
 
 
 def run_single(session: Session, threads: int) -> int:
@@ -631,13 +635,13 @@ class LocalWorkers:
                 continue
             if self.restarts[tuner_id] >= MAX_RESTARTS:
                 self.done.add(tuner_id)
-                log = run_folder(self.run_id) / f"{tuner_id}.log"
+                path = run_folder(self.run_id) / f"{tuner_id}.log"
                 return (
                     f"Local worker {tuner_id} crashed {MAX_RESTARTS + 1} times (exit status "
-                    f"{proc.returncode}); its log is {log}."
+                    f"{proc.returncode}); its log is {path}."
                 )
             self.restarts[tuner_id] += 1
-            print(f"{tuner_id} exited with {proc.returncode}; restarting it", flush=True)
+            log.warning("%s exited with %s; restarting it", tuner_id, proc.returncode)
             self.start(tuner_id)
         return None
 
@@ -772,15 +776,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The worker's log lines (its worker.log): a timestamp, the level and the module."""
+
+
+def configure_logging() -> None:
+    """Send every core module's log records, timestamped, to this process's output."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout, force=True)
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one role of a run's worker; return the exit status."""
     args = build_parser().parse_args(argv)
+    configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     store = Store(args.db)
     run = store.get_run(args.run_id)
     parallel = int(run.spec.get("budget", {}).get("parallel_trials", 1))
     role = args.role if args.role != "auto" else ("single" if parallel == 1 else "chief")
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} run {args.run_id}: {role}", flush=True)
+    log.info("run %s: %s", args.run_id, role)
     if role == "worker":
         if args.oracle:
             host, _, port = args.oracle.rpartition(":")

@@ -510,7 +510,7 @@ class SageMakerBackend(CloudBackendBase):
                     f"SageMaker has no tuning job named {job_name!r} in region "
                     f"{run.settings.get('region') or 'of your AWS configuration'}; check the "
                     "name and the region in Settings → SageMaker."
-                ) from None
+                ) from err
             raise
         updates: dict[str, Any] = {"handle": job_name}
         resources = (desc.get("TrainingJobDefinition") or {}).get("ResourceConfig") or {}
@@ -576,7 +576,7 @@ def _build_trainer(dest: Path) -> tuple[Path, str]:
     except ImportError as err:
         raise BackendError(
             f"{TRAINER_TOOL} is not available ({err}); reinstall CloudTune."
-        ) from None
+        ) from err
     folder = Path(build_bundle(dest))
     return folder, str(bundle_digest(folder))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -41,6 +42,8 @@ from core.spec import (
     typed_value,
 )
 from core.training.train import BEST_SUFFIX, objective_arguments
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INSTANCE_TYPE = PLATFORMS["sagemaker"].default_instance
 DEFAULT_FRAMEWORK_VERSION = "2.21"
@@ -328,7 +331,7 @@ def training_image(settings: Mapping[str, Any]) -> str:
             f"SageMaker has no TensorFlow {version} training image for region "
             f"{region(settings)!r} and {instance_type(settings)}: {str(err).split('.')[0]}. "
             f"Use framework_version {DEFAULT_FRAMEWORK_VERSION} or another region."
-        ) from None
+        ) from err
 
 
 # ----------------------------------------------------------------------------- ranges

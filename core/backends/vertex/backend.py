@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 import os
 import re
 import tarfile
@@ -62,6 +63,8 @@ from core.spec import METRICS, StudySpec, parse_spec
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store
+
+log = logging.getLogger(__name__)
 
 BundleBuilder = Callable[[Path], Path]
 """Writes the trainer's source folder (train.py at its top) into a folder; returns it."""
@@ -233,7 +236,7 @@ def _default_bundle(dest: Path) -> Path:
         raise BackendError(
             f"The trainer bundle cannot be built ({err}); reinstall CloudTune with its "
             "core/training package."
-        ) from None
+        ) from err
     return Path(build_bundle(dest))
 
 

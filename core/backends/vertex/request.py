@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from core.spec import (
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform import HyperparameterTuningJob
+
+log = logging.getLogger(__name__)
 
 DEFAULT_REGION = PLATFORMS["vertex"].default_region
 DEFAULT_MACHINE_TYPE = PLATFORMS["vertex"].default_instance
@@ -255,11 +258,11 @@ def accelerator(settings: Mapping[str, Any]) -> tuple[str | None, int]:
     kind = settings.get("accelerator_type") or None
     try:
         count = int(settings.get("accelerator_count") or (1 if kind else 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as err:
         raise BackendError(
             f"accelerator_count {settings.get('accelerator_count')!r} is not a whole number; "
             "set it to 1, 2, 4 or 8 on the Settings page."
-        ) from None
+        ) from err
     if kind is None:
         return None, 0
     return str(kind), count

@@ -15,7 +15,7 @@ from core.costs import pricing
 from core.spec import StudySpec
 from tests.prices import store_calibration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(ROOT / "assets" / "specs" / "published_study.json")
 
 

@@ -22,7 +22,7 @@ from core.training.datasets import (
     how_to_get,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_rows_are_frozen_unique_and_in_picker_order() -> None:

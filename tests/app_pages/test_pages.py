@@ -16,7 +16,7 @@ from core.backends.records import EpochRecord
 from core.spec import StudySpec
 from core.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGES = [
     "app_pages/home.py",

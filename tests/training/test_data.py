@@ -40,7 +40,7 @@ from tests.datafiles import (
     tiny_images,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 from core.cli import main
 from core.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "assets" / "specs" / "published_study.json"
 
 

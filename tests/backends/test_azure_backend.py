@@ -25,8 +25,8 @@ from core.store import RUN_STATUSES, Store
 from tests.fake_azure import FAKE_TOKEN
 from tests.harness_azure import SETTINGS, Harness, harness
 
-GOLDEN = Path(__file__).parent / "golden" / "azure"
-ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "azure"
+ROOT = Path(__file__).resolve().parents[2]
 BASE = {k: v for k, v in SETTINGS.items() if k != "data_uri"}
 
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from core.store import Store
 from tests.seed import seed_store
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 SLIDE_TITLES = ["Time", "Cost", "Accuracy", "Statistics", "Best configurations"]
 
 

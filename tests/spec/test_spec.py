@@ -19,7 +19,7 @@ from core.spec import (
     spec_problems,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = {
     "name": "published-study",
     "dataset": {"name": "digits"},

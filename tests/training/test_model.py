@@ -14,7 +14,7 @@ import pytest
 
 from core.training import model as M
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _digits(n: int = 300, size: int = 8) -> SimpleNamespace:

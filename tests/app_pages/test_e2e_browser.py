@@ -21,7 +21,7 @@ import pytest
 from core.backends.local.worker import worker_env
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.browser,

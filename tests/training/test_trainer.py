@@ -16,7 +16,7 @@ import pytest
 from core.training import bundle, train
 from core.training.train import UsageError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VAL_RE = re.compile(r"val_accuracy: ([0-9\.]+)")
 PLATFORM_PREFIXES = ("SM_", "AIP_", "CLOUD_ML_", "MLFLOW_", "AZUREML_", "PYTHONPATH")
 

@@ -82,10 +82,7 @@ def test_launch_poll_complete_and_no_duplicates(harness, store: Store, published
         assert t.params["batch_size"] in (32, 64, 128) and isinstance(t.params["batch_size"], int)
     # polling again, and from a fresh backend (an app restart), adds nothing
     h.backend.poll(store.get_run(rid))
-    module = importlib.import_module(f"tests.harness_{name}")
-    make_fresh = getattr(module, "fresh_backend", None)
-    other = make_fresh(store, h) if make_fresh else type(h.backend)(store)
-    other.poll(store.get_run(rid))
+    h.fresh_backend(store).poll(store.get_run(rid))
     assert len(store.list_trials(rid)) == len(trials) + len(store.list_trials(rid, status="failed"))
     assert store.get_run(rid).status == "completed"
 

@@ -21,8 +21,8 @@ from core.store import Store
 from tests.fake_aws import BUCKET, REGION, ROLE_ARN
 from tests.harness_sagemaker import SETTINGS, Harness, harness
 
-GOLDEN = Path(__file__).parent / "golden" / "sagemaker"
-ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
+ROOT = Path(__file__).resolve().parents[2]
 FIXED = {"job_name": "ct-golden", "data_uri": "s3://b/data/", "trainer_uri": "s3://b/t.tar.gz"}
 BASE = {"region": "eu-west-1", "bucket": "b", "role_arn": "arn:aws:iam::123456789012:role/SM"}
 

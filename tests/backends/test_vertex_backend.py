@@ -21,8 +21,8 @@ from core.spec import StudySpec, discretise, parse_spec
 from core.store import RUN_STATUSES, Store
 from tests.harness_vertex import SETTINGS, Harness, harness, stand_in_bundle
 
-GOLDEN = Path(__file__).parent / "golden" / "vertex"
-ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "vertex"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spec(**over: Any) -> StudySpec:

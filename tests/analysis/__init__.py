@@ -1,0 +1,1 @@
+"""Tests of core/analysis/: statistics and the report."""

@@ -1,0 +1,1 @@
+"""Tests of core/backends/: the four backends, their records and the shared cloud layer."""

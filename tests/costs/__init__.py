@@ -1,0 +1,1 @@
+"""Tests of core/costs/: prices, caps and forecasts."""
