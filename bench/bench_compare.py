@@ -31,7 +31,8 @@ def seed(url: str, n: int) -> int:
     import sqlalchemy as sa
 
     from core.spec import StudySpec
-    from core.store import Store, trials
+    from core.store import Store
+    from core.store.schema import trials
 
     store = Store(url)
     spec = StudySpec.load(ROOT / "assets" / "specs" / "published_study.json")

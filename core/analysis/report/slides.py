@@ -18,15 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from core.analysis.report import (
-    REFERENCE_LABEL,
-    TOTALS,
-    StudyReport,
+from core.analysis.report.gather import REFERENCE_LABEL, TOTALS, StudyReport
+from core.analysis.report.html import projector_ready
+from core.analysis.report.tables import (
     best_table,
     fmt_number,
     fmt_usd,
     group_title,
-    projector_ready,
     setup_items,
     space_table,
 )
