@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.backends.base import Backend, Forecast, PollResult, get_backend
+from core.backends.local.backend import LocalBackend
+from core.costs.forecasting import cached_calibration
+from core.costs.pricing import forecast_error
 from core.errors import BackendError, BackendNotReady, CloudTuneError
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store
@@ -118,7 +121,6 @@ def forecast_for(
     A local forecast with no history and no stored calibration leaves the expected time unknown
     (``expected_wall_s`` None) unless ``calibrate``; :func:`time_this_machine` stores one.
     """
-    from core.backends.local.backend import LocalBackend
 
     if isinstance(backend, LocalBackend):
         return backend.estimate(spec, settings, calibrate=calibrate)
@@ -127,7 +129,6 @@ def forecast_for(
 
 def needs_timing(backend: Backend, forecast: Forecast) -> bool:
     """True when a local forecast lacks an expected time that :func:`time_this_machine` gives."""
-    from core.backends.local.backend import LocalBackend
 
     return isinstance(backend, LocalBackend) and forecast.expected_wall_s is None
 
@@ -140,7 +141,6 @@ def time_this_machine(store: Store, spec: StudySpec) -> None:
     Raises:
         CloudTuneError: the dataset can neither be loaded nor stood in for.
     """
-    from core.costs.forecasting import cached_calibration
 
     cached_calibration(spec, store, run=True)
 
@@ -151,7 +151,6 @@ def record_forecast_error(store: Store, run_id: int) -> dict[str, Any] | None:
     The backend has already written the trials' costs; this only compares (the local worker
     records its own through ``pricing.finalize_run_costs``).
     """
-    from core.costs.pricing import forecast_error
 
     run = store.get_run(run_id)
     if not run.forecast or "error" in run.forecast or run.started_at is None:

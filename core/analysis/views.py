@@ -9,7 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis import charts
 from core.backends.platforms import PLATFORMS
+from core.errors import CloudTuneError
 from core.store import ACTIVE_STATUSES, RunRow, Store
 
 log = logging.getLogger(__name__)
@@ -295,8 +297,6 @@ def compare_view(
         reference: overlay the published figures (only when grouping by platform).
         goal: "max" or "min", the objective's direction.
     """
-    from core.analysis import charts
-    from core.errors import CloudTuneError
 
     runs = {int(r): store.get_run(int(r)) for r in run_ids}
     trials = with_progress_columns(compare_frame(store, run_ids=run_ids), runs)

@@ -38,6 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from core.backends.base import Forecast, PollResult
 from core.backends.records import RunStatus, TrialRecord, trial_seed, with_best_objective
+from core.costs.forecasting import forecast
+from core.costs.pricing import (
+    BUDGET_STOP_DETAIL,
+    billable_seconds,
+    next_trial_would_exceed,
+    run_price,
+    trial_cost,
+)
 from core.errors import BackendError, BackendNotReady, CloudTuneError, SpecError
 from core.spec import StudySpec, parse_spec
 
@@ -142,7 +150,6 @@ class CloudBackendBase:
     # ------------------------------------------------------------------ shared
     def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
         """Return the time and cost forecast (core.costs.forecasting: the catalog and history)."""
-        from core.costs.forecasting import forecast
 
         return forecast(self.name, spec, settings, self.store)
 
@@ -217,7 +224,6 @@ class CloudBackendBase:
     def _outcome(self, run: RunRow, report: JobReport) -> tuple[RunStatus, str | None]:
         """The run's status and detail: the service's, told apart from our own stops."""
         ours = run.status_detail or ""
-        from core.costs.pricing import BUDGET_STOP_DETAIL
 
         budget = ours.startswith(BUDGET_STOP_DETAIL)
         if budget and report.status in ACTIVE:
@@ -244,7 +250,6 @@ class CloudBackendBase:
     # ------------------------------------------------------------------ measurement
     def price(self, run: RunRow, instance_type: str | None) -> float | None:
         """Return $/hour of one machine a trial ran on: the catalog, else ``price_per_hour``."""
-        from core.costs.pricing import run_price
 
         return run_price(run, self.store, instance_type=instance_type)
 
@@ -252,7 +257,6 @@ class CloudBackendBase:
         self, run: RunRow, spec: StudySpec | None, record: TrialRecord, price: float | None
     ) -> TrialRecord:
         """Return ``record`` measured as every platform measures a trial (module docstring)."""
-        from core.costs.pricing import trial_cost
 
         if spec is not None:
             record = with_best_objective(record, spec.objective.metric, spec.objective.goal)
@@ -304,7 +308,6 @@ class CloudBackendBase:
 
     def run_cost(self, run: RunRow) -> float | None:
         """Return the run's cost so far: finished trials' costs + running trials' time so far."""
-        from core.costs.pricing import billable_seconds
 
         total: float | None = None
         now = self._clock()
@@ -321,7 +324,6 @@ class CloudBackendBase:
 
     def budget_stop(self, run: RunRow, spec: StudySpec, cost: float | None) -> str | None:
         """Apply the one budget rule (pricing.next_trial_would_exceed); a sentence, or None."""
-        from core.costs.pricing import next_trial_would_exceed
 
         budget = spec.budget
         if budget.max_minutes is None and budget.max_cost_usd is None:

@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.analysis.stats import StatsError, compare
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -48,8 +50,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _read(path: Path) -> pd.DataFrame:
     """Read the CSV or raise a StatsError that says what is wrong with the file."""
     import pandas as pd
-
-    from core.analysis.stats import StatsError
 
     if not path.is_file():
         raise StatsError(f"File '{path}' does not exist; give the path of a per-trial CSV file.")
@@ -93,7 +93,6 @@ def handle(args: argparse.Namespace) -> int:
     Raises:
         StatsError: The file or the options cannot be used; the CLI prints the sentence.
     """
-    from core.analysis.stats import compare
 
     metrics = [v.strip() for v in args.value.split(",") if v.strip()]
     df = _read(args.file)

@@ -8,7 +8,11 @@ import logging
 from typing import Any
 
 from core.backends.base import BACKENDS, Forecast
+from core.cli.specs import parse_settings
+from core.costs.forecasting import forecast
+from core.costs.pricing import fmt_duration, machine_settings, stale_warning
 from core.spec import StudySpec
+from core.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,6 @@ def register(sub: Any) -> None:
 
 
 def _settings(store: Any, backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    from core.cli.specs import parse_settings
 
     settings: dict[str, Any] = store.settings_with_prefix(f"{backend}.")
     settings.update(parse_settings(args.set))
@@ -66,7 +69,6 @@ def _money(value: float | None) -> str:
 
 def render(fc: Forecast, region: str) -> str:
     """Return a forecast as text: the figures, then the basis sentences."""
-    from core.costs.pricing import fmt_duration
 
     label = BACKENDS.get(fc.backend, fc.backend)
     price = "unknown" if fc.price_per_hour is None else f"${fc.price_per_hour:.4g}/h"
@@ -91,9 +93,6 @@ def render(fc: Forecast, region: str) -> str:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Print the forecast of each asked platform with its basis; exit 0."""
-    from core.costs.forecasting import forecast
-    from core.costs.pricing import machine_settings, stale_warning
-    from core.store import Store
 
     spec = StudySpec.load(args.spec)
     store = Store(args.db)

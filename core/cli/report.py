@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from core.analysis.report import report_file_name, write_report
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     Returns:
         0 when the file was written.
     """
-    from core.analysis.report import report_file_name, write_report
 
     store = Store(args.db)
     study = store.get_study(args.study)

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from core.backends.base import get_backend
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_import_job(args: argparse.Namespace) -> int:
     """Attach a cloud job to a new run and read its trials."""
-    from core.backends.base import get_backend
 
     store = Store(args.db)
     settings = store.settings_with_prefix(f"{args.backend}.")

@@ -7,9 +7,11 @@ import json
 import logging
 from typing import Any
 
+from core.backends.base import get_backend
 from core.errors import SpecError
 from core.spec import StudySpec, load_text, spec_problems
 from core.spec.edit import range_advice
+from core.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,6 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     """Print the exact cloud request (and optionally export a bundle)."""
-    from core.backends.base import get_backend
-    from core.store import Store
 
     spec = StudySpec.load(args.spec)
     store = Store(args.db)

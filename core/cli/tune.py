@@ -9,9 +9,13 @@ import sys
 import time
 from typing import Any, TextIO
 
+from core.analysis.views import best_completed
 from core.backends.base import BACKENDS
+from core.backends.local.backend import export_best_model
 from core.cli.specs import parse_settings
 from core.errors import BackendError
+from core.runs import cancel_run, refresh_run, resume_run, start_run
+from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, RunRow, Store
 
 log = logging.getLogger(__name__)
@@ -78,8 +82,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Launch a spec and follow it (or return at once with --detach)."""
-    from core.runs import start_run
-    from core.spec import StudySpec
 
     spec = StudySpec.load(args.spec)
     store = Store(args.db)
@@ -98,7 +100,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print a run's status (polling its backend first when it is active)."""
-    from core.runs import refresh_run
 
     store = Store(args.db)
     refresh_run(store, args.run, force=True)  # one question, asked now
@@ -114,7 +115,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a run."""
-    from core.runs import cancel_run
 
     store = Store(args.db)
     cancel_run(store, args.run)
@@ -126,7 +126,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Resume a run and follow it (or return at once with --detach)."""
-    from core.runs import resume_run
 
     store = Store(args.db)
     resume_run(store, args.run)
@@ -139,7 +138,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the best model of a local run."""
-    from core.backends.local.backend import export_best_model
 
     store = Store(args.db)
     run = store.get_run(args.run)
@@ -164,7 +162,6 @@ def follow(store: Store, run_id: int, *, out: TextIO | None = None, every_s: flo
         0 when the run completed or stopped at its budget, 1 when it failed or was cancelled,
         130 after Ctrl-C.
     """
-    from core.runs import cancel_run, refresh_run
 
     stream = out or sys.stdout
     tty = stream.isatty()
@@ -198,7 +195,6 @@ def follow(store: Store, run_id: int, *, out: TextIO | None = None, every_s: flo
 
 def best_objective(store: Store, run: RunRow) -> float | None:
     """Return the run's best objective among completed trials (as the app shows it), or None."""
-    from core.analysis.views import best_completed
 
     return best_completed(run, store.list_trials(run.id))
 

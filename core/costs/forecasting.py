@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from core.backends.base import Forecast
 from core.costs.pricing import backend_facts, catalog_data, fmt_duration, machine_settings, quote
 from core.errors import CloudTuneError, DatasetError
+from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, default_params
+from core.training import model as cnn
 from core.training.datasets import DatasetFacts, find_dataset
 
 if TYPE_CHECKING:
@@ -52,7 +54,6 @@ def representative_params(spec: StudySpec) -> dict[str, Any]:
     Floats take the middle of their range (geometric on a log scale), ints the rounded middle,
     choices of numbers the median value, choices of strings the first value.
     """
-    from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam
 
     params: dict[str, Any] = spec.fixed_values()
     for p in spec.space:
@@ -78,7 +79,6 @@ def work_units(params: Mapping[str, Any], shape: Sequence[int], classes: int = 1
     doubling filters and 2x2 pooling while the map is at least 2x2, then the dense head, as in
     ``core.training.model.build_model``.
     """
-    from core.spec import default_params
 
     p = {**default_params(), **dict(params)}
     height, width, cin = (int(d) for d in shape)
@@ -588,8 +588,6 @@ def calibrate_local(spec: StudySpec, *, steps: int = 6) -> Calibration:
         DatasetError: the dataset can neither be loaded nor stood in for.
     """
     import keras  # noqa: F401  (imported before timing: a worker has it loaded already)
-
-    from core.training import model as cnn
 
     params = representative_params(spec)
     batch = int(params.get("batch_size", 64))

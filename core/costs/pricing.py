@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.backends.platforms import PLATFORMS
 from core.errors import CloudTuneError
 from core.paths import ASSETS
 
@@ -159,7 +160,6 @@ def backend_facts(backend: str, path: str | None = None) -> dict[str, Any]:
     Raises:
         CloudTuneError: the backend is unknown.
     """
-    from core.backends.platforms import PLATFORMS
 
     backends = catalog_data(path)["backends"]
     if backend not in backends or backend not in PLATFORMS:

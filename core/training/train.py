@@ -31,6 +31,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import CloudTuneError
+from core.training.data import load_dataset, load_from_dir
+from core.training.model import (
+    build_model,
+    configure_threads,
+    default_params,
+    fit_trial,
+    resolve_params,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -123,7 +131,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _tunable_names() -> list[str]:
-    from core.training.model import default_params
 
     return list(default_params())
 
@@ -319,7 +326,6 @@ def _file_tokens(parser: argparse.ArgumentParser, values: Mapping[str, object]) 
 
 
 def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
-    from core.training.model import resolve_params
 
     given = {
         n: decode_value(getattr(ns, n)) for n in _tunable_names() if getattr(ns, n) is not None
@@ -685,7 +691,6 @@ def load_data(config: TrainConfig) -> Dataset:
         UsageError: Neither a dataset name nor a data folder was given.
         DatasetError: The data is missing or unreadable.
     """
-    from core.training.data import load_dataset, load_from_dir
 
     options: dict[str, Any] = {
         "subset": config.subset,
@@ -775,7 +780,6 @@ def run(config: TrainConfig, env: Mapping[str, str]) -> dict[str, Any]:
         UsageError: No data was named or the model folder cannot be created.
         DatasetError: The data is missing or unreadable.
     """
-    from core.training.model import build_model, configure_threads, fit_trial
 
     if config.threads and not configure_threads(config.threads):
         _warn("TensorFlow was already running; --threads had no effect.")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis.stats import Direction, StatsError, compare
 from core.analysis.views import (
     compare_frame,
     run_totals,
@@ -98,7 +99,6 @@ def _objective_words(spec: dict[str, Any]) -> tuple[str, str]:
 
 def _compare(report: StudyReport) -> tuple[Any | None, str]:
     """Run the statistics on the completed trials, or say why they cannot run."""
-    from core.analysis.stats import Direction, compare
 
     metrics = report.metrics
     if report.done.empty or not metrics:
@@ -144,7 +144,6 @@ def load_report(
         NotFound: no such study.
         StatsError: the grouping column does not exist or alpha is out of range.
     """
-    from core.analysis.stats import StatsError
 
     study = store.get_study(study_id)
     if not 0 < alpha < 1:

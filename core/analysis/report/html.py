@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis import charts as ch
+from core.analysis.charts import chart_svg
 from core.analysis.report.gather import (
     MAX_TRIAL_ROWS,
     METRICS,
@@ -35,6 +37,7 @@ from core.analysis.report.tables import (
     trials_table,
     when_text,
 )
+from core.analysis.stats import POSTHOC_TITLES
 from core.analysis.views import (
     PUBLISHED_REFERENCE,
     PUBLISHED_SOURCE,
@@ -50,7 +53,6 @@ log = logging.getLogger(__name__)
 
 def charts(report: StudyReport) -> list[tuple[str, str, Any]]:
     """The report's charts as (key, caption, Altair chart): per-trial distributions, then totals."""
-    from core.analysis import charts as ch
 
     out: list[tuple[str, str, Any]] = []
     names = {"duration_s": "Time", "cost_usd": "Cost", "objective": report.objective_name}
@@ -120,7 +122,6 @@ def projector_ready(chart: Any) -> Any:
 
 def _figure(key: str, caption: str, chart: Any, index: int) -> str:
     """One chart as a <figure> with inline SVG (or a sentence if it cannot be drawn)."""
-    from core.analysis.charts import chart_svg
 
     try:
         body = inline_svg(chart_svg(print_ready(chart)), f"c{index}")
@@ -247,7 +248,6 @@ def _reference_html(report: StudyReport) -> str:
 
 
 def _checks_html(report: StudyReport) -> str:
-    from core.analysis.stats import POSTHOC_TITLES
 
     cmp = report.comparison
     if cmp is None:

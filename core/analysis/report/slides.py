@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis import charts as ch
 from core.analysis.report.gather import REFERENCE_LABEL, TOTALS, StudyReport
 from core.analysis.report.html import projector_ready
 from core.analysis.report.tables import (
@@ -83,7 +84,6 @@ def _reference_line(column: str) -> str:
 
 
 def _metric_slide(report: StudyReport, key: str, metric: str, title: str) -> Slide:
-    from core.analysis import charts as ch
 
     total = TOTALS[metric]
     fmt = {

@@ -9,7 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis.posthoc import fmt_df
 from core.analysis.report.gather import MAX_TRIAL_ROWS, StudyReport
+from core.analysis.stats import format_p
 from core.analysis.views import (
     PUBLISHED_REFERENCE,
     format_duration,
@@ -338,7 +340,6 @@ def posthoc_frame(m: Any) -> pd.DataFrame:
 
 
 def _p_text(p: Any, alpha: float) -> str:
-    from core.analysis.stats import format_p
 
     try:
         return format_p(float(p), alpha)
@@ -348,7 +349,6 @@ def _p_text(p: Any, alpha: float) -> str:
 
 def spread_sentence(m: Any) -> str:
     """Levene's and Brown–Forsythe's tests of equal spread, in one sentence."""
-    from core.analysis.posthoc import fmt_df
 
     bits = []
     for title, res in (("Levene", m.levene), ("Brown–Forsythe", m.brown_forsythe)):

@@ -47,6 +47,7 @@ from core.backends.platforms import PLATFORMS
 from core.backends.records import EpochRecord, TrialRecord, TrialStatus
 from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound
 from core.spec import KNOWN_PARAMS, FixedParam, Param, StudySpec, typed_value
+from core.training.data import stage_dataset
 from core.training.train import BEST_SUFFIX
 
 if TYPE_CHECKING:
@@ -665,7 +666,6 @@ def _failure(job: Any, name: str) -> str:
 
 def _stage_data(spec: StudySpec, dest: Path) -> Path:
     """Stage the spec's dataset into ``dest`` for upload."""
-    from core.training.data import stage_dataset
 
     return stage_dataset(
         spec.dataset.name,

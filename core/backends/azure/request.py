@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from core.backends.records import RunStatus
 from core.errors import SpecError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, StudySpec
+from core.training.train import BEST_SUFFIX, EPOCH_KEYS, GOALS
 
 if TYPE_CHECKING:
     from azure.ai.ml.sweep import SweepJob
@@ -61,7 +62,6 @@ def logged_metric(metric: str) -> str:
     The trainer logs ``train_loss`` and ``train_accuracy`` for Keras' ``loss`` and
     ``accuracy``; the sweep's primary metric must be the logged name.
     """
-    from core.training.train import EPOCH_KEYS
 
     return {keras: logged for logged, keras in EPOCH_KEYS}.get(metric, metric)
 
@@ -73,14 +73,12 @@ def objective_metric(spec: StudySpec) -> str:
     ``val_accuracy_best`` (the best epoch so far) beside each epoch's metrics: the latest value
     is the best epoch, the objective every platform records.
     """
-    from core.training.train import BEST_SUFFIX
 
     return logged_metric(spec.objective.metric) + BEST_SUFFIX
 
 
 def keras_metric(name: str) -> str:
     """Return the Keras name of a metric the trainer logged (the inverse of logged_metric)."""
-    from core.training.train import EPOCH_KEYS
 
     return dict(EPOCH_KEYS).get(name, name)
 
@@ -293,7 +291,6 @@ def translation_notes(spec: StudySpec, settings: Mapping[str, Any]) -> list[str]
 def trial_arguments(spec: StudySpec, names: list[str]) -> str:
     """Return the trainer's command-line arguments: searched names as sweep expressions."""
     parts = ["--data-dir ${{inputs.data}}", f"--epochs {spec.budget.epochs}"]
-    from core.training.train import GOALS
 
     parts.append(f"--seed {spec.seed}")
     parts.append(f"--objective {spec.objective.metric}")

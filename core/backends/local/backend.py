@@ -38,9 +38,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.backends.base import BACKENDS, Backend, Forecast, PollResult
-from core.backends.local.worker import run_folder, tuner_folder, worker_command, worker_env
+from core.backends.local.hypermodel import (
+    PROJECT_NAME,
+    checkpoint_path,
+    load_all_weights,
+    trial_params,
+)
+from core.backends.local.worker import (
+    _load_dataset,
+    run_folder,
+    tuner_folder,
+    worker_command,
+    worker_env,
+)
+from core.costs.forecasting import forecast
 from core.errors import BackendError
+from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store, data_home
+from core.training.model import build_model, clear_session
 
 if TYPE_CHECKING:
     from core.spec import StudySpec
@@ -154,7 +169,6 @@ class LocalBackend:
                 training steps now (10-20 s with TensorFlow's import); False leaves the
                 expected time unknown instead.
         """
-        from core.costs.forecasting import forecast
 
         return forecast("local", spec, settings, self.store, calibrate=calibrate)
 
@@ -420,7 +434,6 @@ def _check_resumable(store: Store, run: RunRow) -> None:
             f"Run {run.id} stopped because its trials kept failing, and would fail the same way "
             "again; narrow the search space and start a new run."
         )
-    from core.backends.local.hypermodel import PROJECT_NAME
 
     project = tuner_folder(run.id) / PROJECT_NAME
     if store.list_trials(run.id) and not (project / "oracle.json").exists():
@@ -448,15 +461,6 @@ def export_best_model(
     store: Store, run_id: int, dest: str | Path, *, retrain: bool = False
 ) -> Path:
     """Save the best model of a local run as a .keras file; see LocalBackend.export_model."""
-    from core.backends.local.hypermodel import (
-        PROJECT_NAME,
-        checkpoint_path,
-        load_all_weights,
-        trial_params,
-    )
-    from core.backends.local.worker import _load_dataset
-    from core.spec import StudySpec
-    from core.training.model import build_model, clear_session
 
     run = store.get_run(run_id)
     spec = StudySpec.from_dict(run.spec)

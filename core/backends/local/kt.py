@@ -69,6 +69,7 @@ from core.backends.local.hypermodel import (
     trial_number,
     trial_params,
 )
+from core.training.model import architecture_key, build_model, reset_model
 
 if TYPE_CHECKING:
     from core.spec import StudySpec
@@ -234,8 +235,6 @@ class CNNHyperModel(keras_tuner.HyperModel):
             The compiled model.
         """
         import numpy as np
-
-        from core.training.model import architecture_key, build_model, reset_model
 
         values = {p.name: declare_param(hp, p) for p in self.spec.space}
         params = trial_params(self.spec, values)

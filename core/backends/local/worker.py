@@ -36,11 +36,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from core.backends.local.hypermodel import (
+    MAX_CONSECUTIVE_FAILURES,
+    RecycleWorker,
+    failure_message,
+    make_tuner,
+    space_values,
+    trial_epochs,
+)
 from core.backends.records import EpochRecord, TrialRecord, trial_seed
+from core.costs.pricing import finalize_run_costs, next_trial_would_exceed, run_price
 from core.errors import CloudTuneError
 from core.paths import ROOT
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store, data_home
+from core.training.data import load_dataset_cached
+from core.training.model import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +173,6 @@ class StoreEvents:
 
     def _record(self, trial: Any, started: float) -> TrialRecord:
         """A KerasTuner trial as the one trial record: running, with its parameters and seed."""
-        from core.backends.local.hypermodel import space_values, trial_epochs
 
         values = trial.hyperparameters.values
         number = int(trial.trial_id) if str(trial.trial_id).isdigit() else None
@@ -182,7 +192,6 @@ class StoreEvents:
         self.ids[trial.trial_id] = self.store.write_trial(self.run_id, record)
 
     def trial_ended(self, trial: Any) -> None:
-        from core.backends.local.hypermodel import failure_message
 
         now = time.time()
         started = self.started.pop(trial.trial_id, None)
@@ -243,7 +252,6 @@ class StoreEvents:
         budget = self.spec.budget
         if budget.max_minutes is None and budget.max_cost_usd is None:
             return None
-        from core.costs.pricing import next_trial_would_exceed
 
         done = [
             t.duration_s
@@ -404,7 +412,6 @@ def _exit_now() -> None:
 
 
 def _load_dataset(spec: StudySpec) -> Any:
-    from core.training.data import load_dataset_cached
 
     d = spec.dataset
     return load_dataset_cached(
@@ -413,7 +420,6 @@ def _load_dataset(spec: StudySpec) -> Any:
 
 
 def _rate(store: Store, run_id: int) -> float:
-    from core.costs.pricing import run_price
 
     try:
         return float(run_price(store.get_run(run_id), store) or 0.0)
@@ -422,7 +428,6 @@ def _rate(store: Store, run_id: int) -> float:
 
 
 def _configure_threads(threads: int) -> None:
-    from core.training.model import configure_threads
 
     configure_threads(threads)
 
@@ -472,7 +477,6 @@ class Session:
 
     def too_many_failures(self) -> str:
         """The sentence of a run stopped by consecutive failed trials."""
-        from core.backends.local.hypermodel import MAX_CONSECUTIVE_FAILURES
 
         last = self.events.last_error or "see the trials' errors"
         return (
@@ -505,7 +509,6 @@ class Session:
             self.store.upsert_trial(self.run_id, t.trial_key, status="stopped", error=why)
 
     def _finalize_costs(self) -> None:
-        from core.costs.pricing import finalize_run_costs
 
         try:
             finalize_run_costs(self.store, self.run_id, price_per_hour=self.events.rate)
@@ -533,7 +536,6 @@ def reconcile(oracle: Any, events: StoreEvents) -> None:
 
 def run_single(session: Session, threads: int) -> int:
     """Run the whole search in this process (parallel_trials == 1)."""
-    from core.backends.local.hypermodel import RecycleWorker, make_tuner
 
     for key in _KT_ENV:
         os.environ.pop(key, None)
@@ -569,7 +571,6 @@ def run_single(session: Session, threads: int) -> int:
 
 def run_worker(store: Store, run_id: int, tuner_id: str, threads: int) -> int:
     """Run one tuner that takes its trials from the chief named by $KERASTUNER_ORACLE_*."""
-    from core.backends.local.hypermodel import RecycleWorker, make_tuner
 
     os.environ["KERASTUNER_TUNER_ID"] = tuner_id
     run = store.get_run(run_id)
@@ -691,7 +692,6 @@ def _chief_finished(oracle: Any, servicer: Any) -> bool:
 
 def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
     """Serve the oracle and supervise ``workers`` local tuner processes."""
-    from core.backends.local.hypermodel import make_tuner
 
     settings = session.store.get_run(session.run_id).settings
     host = str(settings.get("oracle_host") or "127.0.0.1")

@@ -36,6 +36,7 @@ from core.backends.records import EpochRecord, TrialRecord
 from core.backends.sagemaker import request as rq
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, parse_spec
+from core.training.data import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store, TrialRow
@@ -249,7 +250,6 @@ class SageMakerBackend(CloudBackendBase):
 
     def upload(self, staged: Staged, settings: Mapping[str, Any]) -> int:
         """Upload what S3 lacks of ``staged`` (content-hashed keys: nothing twice); return files sent."""
-        from core.training.data import MANIFEST_NAME
 
         s3 = self._client("s3", settings)
         if staged.data_dir is None:

@@ -60,6 +60,7 @@ from core.errors import (
     SpecError,
 )
 from core.spec import METRICS, StudySpec, parse_spec
+from core.training.data import stage_dataset
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store
@@ -241,7 +242,6 @@ def _default_bundle(dest: Path) -> Path:
 
 
 def _default_stager(spec: StudySpec, dest: Path) -> Path:
-    from core.training.data import stage_dataset
 
     ds = spec.dataset
     return Path(

@@ -37,6 +37,7 @@ from core.spec import (
     parse_spec,
     typed_value,
 )
+from core.training.train import objective_arguments
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform import HyperparameterTuningJob
@@ -396,7 +397,6 @@ def trainer_args(spec: StudySpec, data_uri: str) -> list[str]:
     Returns:
         The arguments, each ``--name=value``.
     """
-    from core.training.train import objective_arguments
 
     args = [f"--data-dir={data_uri}", f"--epochs={spec.budget.epochs}", f"--seed={spec.seed}"]
     args += [f"--{k}={v}" for k, v in objective_arguments(spec).items()]
