@@ -121,7 +121,6 @@ def forecast_for(
     A local forecast with no history and no stored calibration leaves the expected time unknown
     (``expected_wall_s`` None) unless ``calibrate``; :func:`time_this_machine` stores one.
     """
-
     if isinstance(backend, LocalBackend):
         return backend.estimate(spec, settings, calibrate=calibrate)
     return backend.estimate(spec, settings)
@@ -129,7 +128,6 @@ def forecast_for(
 
 def needs_timing(backend: Backend, forecast: Forecast) -> bool:
     """True when a local forecast lacks an expected time that :func:`time_this_machine` gives."""
-
     return isinstance(backend, LocalBackend) and forecast.expected_wall_s is None
 
 
@@ -141,7 +139,6 @@ def time_this_machine(store: Store, spec: StudySpec) -> None:
     Raises:
         CloudTuneError: the dataset can neither be loaded nor stood in for.
     """
-
     cached_calibration(spec, store, run=True)
 
 
@@ -151,7 +148,6 @@ def record_forecast_error(store: Store, run_id: int) -> dict[str, Any] | None:
     The backend has already written the trials' costs; this only compares (the local worker
     records its own through ``pricing.finalize_run_costs``).
     """
-
     run = store.get_run(run_id)
     if not run.forecast or "error" in run.forecast or run.started_at is None:
         return None

@@ -297,7 +297,6 @@ def compare_view(
         reference: overlay the published figures (only when grouping by platform).
         goal: "max" or "min", the objective's direction.
     """
-
     runs = {int(r): store.get_run(int(r)) for r in run_ids}
     trials = with_progress_columns(compare_frame(store, run_ids=run_ids), runs)
     done = trials[trials["status"] == "completed"] if not trials.empty else trials

@@ -150,7 +150,6 @@ class CloudBackendBase:
     # ------------------------------------------------------------------ shared
     def estimate(self, spec: StudySpec, settings: Mapping[str, Any]) -> Forecast:
         """Return the time and cost forecast (core.costs.forecasting: the catalog and history)."""
-
         return forecast(self.name, spec, settings, self.store)
 
     def launch(self, spec: StudySpec, run: RunRow) -> str:
@@ -250,14 +249,12 @@ class CloudBackendBase:
     # ------------------------------------------------------------------ measurement
     def price(self, run: RunRow, instance_type: str | None) -> float | None:
         """Return $/hour of one machine a trial ran on: the catalog, else ``price_per_hour``."""
-
         return run_price(run, self.store, instance_type=instance_type)
 
     def measure(
         self, run: RunRow, spec: StudySpec | None, record: TrialRecord, price: float | None
     ) -> TrialRecord:
         """Return ``record`` measured as every platform measures a trial (module docstring)."""
-
         if spec is not None:
             record = with_best_objective(record, spec.objective.metric, spec.objective.goal)
             seed = trial_seed(spec.seed, record.number)
@@ -308,7 +305,6 @@ class CloudBackendBase:
 
     def run_cost(self, run: RunRow) -> float | None:
         """Return the run's cost so far: finished trials' costs + running trials' time so far."""
-
         total: float | None = None
         now = self._clock()
         count = self.instance_count(run.settings)
@@ -324,7 +320,6 @@ class CloudBackendBase:
 
     def budget_stop(self, run: RunRow, spec: StudySpec, cost: float | None) -> str | None:
         """Apply the one budget rule (pricing.next_trial_would_exceed); a sentence, or None."""
-
         budget = spec.budget
         if budget.max_minutes is None and budget.max_cost_usd is None:
             return None

@@ -93,7 +93,6 @@ def handle(args: argparse.Namespace) -> int:
     Raises:
         StatsError: The file or the options cannot be used; the CLI prints the sentence.
     """
-
     metrics = [v.strip() for v in args.value.split(",") if v.strip()]
     df = _read(args.file)
     result = compare(

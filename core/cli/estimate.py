@@ -69,7 +69,6 @@ def _money(value: float | None) -> str:
 
 def render(fc: Forecast, region: str) -> str:
     """Return a forecast as text: the figures, then the basis sentences."""
-
     label = BACKENDS.get(fc.backend, fc.backend)
     price = "unknown" if fc.price_per_hour is None else f"${fc.price_per_hour:.4g}/h"
     lines = [
@@ -93,7 +92,6 @@ def render(fc: Forecast, region: str) -> str:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Print the forecast of each asked platform with its basis; exit 0."""
-
     spec = StudySpec.load(args.spec)
     store = Store(args.db)
     names = list(BACKENDS) if args.backend == "all" else [args.backend]

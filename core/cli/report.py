@@ -48,7 +48,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     Returns:
         0 when the file was written.
     """
-
     store = Store(args.db)
     study = store.get_study(args.study)
     out = args.out or Path(report_file_name(study.name, study.id))

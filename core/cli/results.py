@@ -154,7 +154,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_import_job(args: argparse.Namespace) -> int:
     """Attach a cloud job to a new run and read its trials."""
-
     store = Store(args.db)
     settings = store.settings_with_prefix(f"{args.backend}.")
     study_id = (

@@ -110,7 +110,6 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     """Print the exact cloud request (and optionally export a bundle)."""
-
     spec = StudySpec.load(args.spec)
     store = Store(args.db)
     settings = store.settings_with_prefix(f"{args.backend}.")

@@ -82,7 +82,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Launch a spec and follow it (or return at once with --detach)."""
-
     spec = StudySpec.load(args.spec)
     store = Store(args.db)
     settings = store.settings_with_prefix(f"{args.backend}.")
@@ -100,7 +99,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print a run's status (polling its backend first when it is active)."""
-
     store = Store(args.db)
     refresh_run(store, args.run, force=True)  # one question, asked now
     summary = run_summary(store, store.get_run(args.run))
@@ -115,7 +113,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a run."""
-
     store = Store(args.db)
     cancel_run(store, args.run)
     run = store.get_run(args.run)
@@ -126,7 +123,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Resume a run and follow it (or return at once with --detach)."""
-
     store = Store(args.db)
     resume_run(store, args.run)
     done = store.count_trials(args.run).get("completed", 0)
@@ -138,7 +134,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the best model of a local run."""
-
     store = Store(args.db)
     run = store.get_run(args.run)
     if run.backend != "local":
@@ -162,7 +157,6 @@ def follow(store: Store, run_id: int, *, out: TextIO | None = None, every_s: flo
         0 when the run completed or stopped at its budget, 1 when it failed or was cancelled,
         130 after Ctrl-C.
     """
-
     stream = out or sys.stdout
     tty = stream.isatty()
     last = ""
@@ -195,7 +189,6 @@ def follow(store: Store, run_id: int, *, out: TextIO | None = None, every_s: flo
 
 def best_objective(store: Store, run: RunRow) -> float | None:
     """Return the run's best objective among completed trials (as the app shows it), or None."""
-
     return best_completed(run, store.list_trials(run.id))
 
 

@@ -54,7 +54,6 @@ def representative_params(spec: StudySpec) -> dict[str, Any]:
     Floats take the middle of their range (geometric on a log scale), ints the rounded middle,
     choices of numbers the median value, choices of strings the first value.
     """
-
     params: dict[str, Any] = spec.fixed_values()
     for p in spec.space:
         if isinstance(p, FloatParam):
@@ -79,7 +78,6 @@ def work_units(params: Mapping[str, Any], shape: Sequence[int], classes: int = 1
     doubling filters and 2x2 pooling while the map is at least 2x2, then the dense head, as in
     ``core.training.model.build_model``.
     """
-
     p = {**default_params(), **dict(params)}
     height, width, cin = (int(d) for d in shape)
     k, total = _int(p["kernel_size"]), 0.0

@@ -160,7 +160,6 @@ def backend_facts(backend: str, path: str | None = None) -> dict[str, Any]:
     Raises:
         CloudTuneError: the backend is unknown.
     """
-
     backends = catalog_data(path)["backends"]
     if backend not in backends or backend not in PLATFORMS:
         raise CloudTuneError(f"Unknown platform {backend!r}; use one of {', '.join(backends)}.")

@@ -691,7 +691,6 @@ def load_data(config: TrainConfig) -> Dataset:
         UsageError: Neither a dataset name nor a data folder was given.
         DatasetError: The data is missing or unreadable.
     """
-
     options: dict[str, Any] = {
         "subset": config.subset,
         "validation_split": config.validation_split,
@@ -780,7 +779,6 @@ def run(config: TrainConfig, env: Mapping[str, str]) -> dict[str, Any]:
         UsageError: No data was named or the model folder cannot be created.
         DatasetError: The data is missing or unreadable.
     """
-
     if config.threads and not configure_threads(config.threads):
         _warn("TensorFlow was already running; --threads had no effect.")
     dataset = load_data(config)

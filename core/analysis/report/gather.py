@@ -99,7 +99,6 @@ def _objective_words(spec: dict[str, Any]) -> tuple[str, str]:
 
 def _compare(report: StudyReport) -> tuple[Any | None, str]:
     """Run the statistics on the completed trials, or say why they cannot run."""
-
     metrics = report.metrics
     if report.done.empty or not metrics:
         return None, (
@@ -144,7 +143,6 @@ def load_report(
         NotFound: no such study.
         StatsError: the grouping column does not exist or alpha is out of range.
     """
-
     study = store.get_study(study_id)
     if not 0 < alpha < 1:
         raise StatsError(f"alpha must be between 0 and 1 (got {alpha!r}); 0.05 is usual.")

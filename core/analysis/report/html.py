@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 def charts(report: StudyReport) -> list[tuple[str, str, Any]]:
     """The report's charts as (key, caption, Altair chart): per-trial distributions, then totals."""
-
     out: list[tuple[str, str, Any]] = []
     names = {"duration_s": "Time", "cost_usd": "Cost", "objective": report.objective_name}
     for metric in METRICS:
@@ -122,7 +121,6 @@ def projector_ready(chart: Any) -> Any:
 
 def _figure(key: str, caption: str, chart: Any, index: int) -> str:
     """One chart as a <figure> with inline SVG (or a sentence if it cannot be drawn)."""
-
     try:
         body = inline_svg(chart_svg(print_ready(chart)), f"c{index}")
     except Exception as err:  # noqa: BLE001 - a chart that fails must not sink the report

@@ -349,7 +349,6 @@ def _p_text(p: Any, alpha: float) -> str:
 
 def spread_sentence(m: Any) -> str:
     """Levene's and Brown–Forsythe's tests of equal spread, in one sentence."""
-
     bits = []
     for title, res in (("Levene", m.levene), ("Brown–Forsythe", m.brown_forsythe)):
         if res is None:

@@ -666,7 +666,6 @@ def _failure(job: Any, name: str) -> str:
 
 def _stage_data(spec: StudySpec, dest: Path) -> Path:
     """Stage the spec's dataset into ``dest`` for upload."""
-
     return stage_dataset(
         spec.dataset.name,
         path=spec.dataset.path,

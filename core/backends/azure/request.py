@@ -62,7 +62,6 @@ def logged_metric(metric: str) -> str:
     The trainer logs ``train_loss`` and ``train_accuracy`` for Keras' ``loss`` and
     ``accuracy``; the sweep's primary metric must be the logged name.
     """
-
     return {keras: logged for logged, keras in EPOCH_KEYS}.get(metric, metric)
 
 
@@ -73,13 +72,11 @@ def objective_metric(spec: StudySpec) -> str:
     ``val_accuracy_best`` (the best epoch so far) beside each epoch's metrics: the latest value
     is the best epoch, the objective every platform records.
     """
-
     return logged_metric(spec.objective.metric) + BEST_SUFFIX
 
 
 def keras_metric(name: str) -> str:
     """Return the Keras name of a metric the trainer logged (the inverse of logged_metric)."""
-
     return dict(EPOCH_KEYS).get(name, name)
 
 

@@ -169,7 +169,6 @@ class LocalBackend:
                 training steps now (10-20 s with TensorFlow's import); False leaves the
                 expected time unknown instead.
         """
-
         return forecast("local", spec, settings, self.store, calibrate=calibrate)
 
     # -- launch, poll, cancel, resume
@@ -461,7 +460,6 @@ def export_best_model(
     store: Store, run_id: int, dest: str | Path, *, retrain: bool = False
 ) -> Path:
     """Save the best model of a local run as a .keras file; see LocalBackend.export_model."""
-
     run = store.get_run(run_id)
     spec = StudySpec.from_dict(run.spec)
     trial = best_trial(store, run)

@@ -173,7 +173,6 @@ class StoreEvents:
 
     def _record(self, trial: Any, started: float) -> TrialRecord:
         """A KerasTuner trial as the one trial record: running, with its parameters and seed."""
-
         values = trial.hyperparameters.values
         number = int(trial.trial_id) if str(trial.trial_id).isdigit() else None
         return TrialRecord(
@@ -477,7 +476,6 @@ class Session:
 
     def too_many_failures(self) -> str:
         """The sentence of a run stopped by consecutive failed trials."""
-
         last = self.events.last_error or "see the trials' errors"
         return (
             f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed, so the run stopped "
@@ -536,7 +534,6 @@ def reconcile(oracle: Any, events: StoreEvents) -> None:
 
 def run_single(session: Session, threads: int) -> int:
     """Run the whole search in this process (parallel_trials == 1)."""
-
     for key in _KT_ENV:
         os.environ.pop(key, None)
     if not session.begin():
@@ -571,7 +568,6 @@ def run_single(session: Session, threads: int) -> int:
 
 def run_worker(store: Store, run_id: int, tuner_id: str, threads: int) -> int:
     """Run one tuner that takes its trials from the chief named by $KERASTUNER_ORACLE_*."""
-
     os.environ["KERASTUNER_TUNER_ID"] = tuner_id
     run = store.get_run(run_id)
     spec = StudySpec.from_dict(run.spec)
@@ -692,7 +688,6 @@ def _chief_finished(oracle: Any, servicer: Any) -> bool:
 
 def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
     """Serve the oracle and supervise ``workers`` local tuner processes."""
-
     settings = session.store.get_run(session.run_id).settings
     host = str(settings.get("oracle_host") or "127.0.0.1")
     port = int(settings.get("oracle_port") or 0)

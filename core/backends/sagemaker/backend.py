@@ -250,7 +250,6 @@ class SageMakerBackend(CloudBackendBase):
 
     def upload(self, staged: Staged, settings: Mapping[str, Any]) -> int:
         """Upload what S3 lacks of ``staged`` (content-hashed keys: nothing twice); return files sent."""
-
         s3 = self._client("s3", settings)
         if staged.data_dir is None:
             self._check_user_data(s3, staged.data_uri)

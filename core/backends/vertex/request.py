@@ -397,7 +397,6 @@ def trainer_args(spec: StudySpec, data_uri: str) -> list[str]:
     Returns:
         The arguments, each ``--name=value``.
     """
-
     args = [f"--data-dir={data_uri}", f"--epochs={spec.budget.epochs}", f"--seed={spec.seed}"]
     args += [f"--{k}={v}" for k, v in objective_arguments(spec).items()]
     options = {k: v for k, v in dict(spec.model).items() if MODEL_OPTIONS.get(k) != v}
