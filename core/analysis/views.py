@@ -11,6 +11,7 @@ import pandas as pd
 
 from core.analysis import charts
 from core.backends.platforms import PLATFORMS
+from core.backends.records import best_value
 from core.errors import CloudTuneError
 from core.store import ACTIVE_STATUSES, RunRow, Store
 
@@ -65,10 +66,7 @@ def goal_of(run: RunRow) -> str:
 
 def best_completed(run: RunRow, trials: list[Any]) -> float | None:
     """Return the best objective among a run's completed trials (by its goal), or None."""
-    values = [t.objective for t in trials if t.status == "completed" and t.objective is not None]
-    if not values:
-        return None
-    return max(values) if goal_of(run) == "max" else min(values)
+    return best_value((t.objective for t in trials if t.status == "completed"), goal_of(run))
 
 
 def _run_elapsed(run: RunRow, now: float | None = None) -> float | None:

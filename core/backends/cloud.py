@@ -30,14 +30,21 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from core.backends.base import Forecast, PollResult
-from core.backends.records import RunStatus, TrialRecord, trial_seed, with_best_objective
+from core.backends.records import (
+    ACTIVE_STATUSES,
+    RunStatus,
+    TrialRecord,
+    trial_seed,
+    with_best_objective,
+)
 from core.costs.forecasting import forecast
 from core.costs.pricing import (
     BUDGET_STOP_DETAIL,
@@ -54,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
 ENDED_BY_SERVICE = ("cancelled", "stopped")
 """Service states that end a job we stopped: the run then says why (budget or user)."""
 CANCEL_DETAIL = "cancelled by the user"
@@ -204,14 +210,16 @@ class CloudBackendBase:
         except CloudTuneError as err:  # the sentence goes up; the log keeps the provider's error
             log.warning("polling run %s on %s failed: %s", run.id, self.label, err, exc_info=err)
             raise
-        written = self.write_trials(run, spec, report.trials, known)
+        price = functools.cache(lambda instance: self.price(run, instance))  # one lookup a poll
+        written = self.write_trials(run, spec, report.trials, known, price)
         if report.started_at is not None and run.started_at != report.started_at:
             self.store.set_run_span(run.id, report.started_at, None)
         run = self.store.get_run(run.id)
+        trials = self.store.list_trials(run.id)
         status, detail = self._outcome(run, report)
-        cost = self.run_cost(run)
-        if status in ACTIVE and spec is not None:
-            stop = self.budget_stop(run, spec, cost)
+        cost = self.run_cost(run, trials, price)
+        if status in ACTIVE_STATUSES and spec is not None:
+            stop = self.budget_stop(run, spec, trials, cost, price)
             if stop is not None:
                 log.info("run %s: %s", run.id, stop)
                 self.stop_job(run)
@@ -225,11 +233,11 @@ class CloudBackendBase:
         ours = run.status_detail or ""
 
         budget = ours.startswith(BUDGET_STOP_DETAIL)
-        if budget and report.status in ACTIVE:
+        if budget and report.status in ACTIVE_STATUSES:
             return "running", ours
         if budget and report.status in (*ENDED_BY_SERVICE, "completed"):
             return "stopped", ours
-        if ours.startswith(("cancelling", CANCEL_DETAIL)) and report.status in ACTIVE:
+        if ours.startswith(("cancelling", CANCEL_DETAIL)) and report.status in ACTIVE_STATUSES:
             return "running", f"cancelling: waiting for {self.label} to stop the trials"
         if ours.startswith(("cancelling", CANCEL_DETAIL)) and report.status in ENDED_BY_SERVICE:
             return "cancelled", CANCEL_DETAIL
@@ -238,11 +246,11 @@ class CloudBackendBase:
     def _write_status(
         self, run: RunRow, status: RunStatus, detail: str | None, report: JobReport
     ) -> None:
-        ended = report.ended_at if status not in ACTIVE else None
+        ended = report.ended_at if status not in ACTIVE_STATUSES else None
         changed = (status, detail) != (run.status, run.status_detail)
         if changed or (report.error is not None and report.error != run.error):
             self.store.set_run_status(run.id, status, detail=detail, error=report.error, at=ended)
-        if status not in ACTIVE and report.started_at is not None:
+        if status not in ACTIVE_STATUSES and report.started_at is not None:
             current = self.store.get_run(run.id)
             self.store.set_run_span(run.id, report.started_at, ended or current.ended_at)
 
@@ -286,16 +294,16 @@ class CloudBackendBase:
         spec: StudySpec | None,
         records: list[TrialRecord],
         known: Mapping[str, TrialRow],
+        price: Callable[[str | None], float | None],
     ) -> int:
-        """Measure each record and write the ones that changed; return how many were written."""
-        prices: dict[str | None, float | None] = {}
+        """Measure each record and write the ones that changed; return how many were written.
+
+        ``price(instance_type)`` is :meth:`price` for this run (memoised by the poll).
+        """
         counts = self.store.epoch_counts(run.id)
         written = 0
         for raw in records:
-            instance = raw.instance_type or run.instance_type
-            if instance not in prices:
-                prices[instance] = self.price(run, instance)
-            record = self.measure(run, spec, raw, prices[instance])
+            record = self.measure(run, spec, raw, price(raw.instance_type or run.instance_type))
             old = known.get(record.key)
             if old is not None and _unchanged(old, record, counts.get(old.id, 0)):
                 continue
@@ -303,38 +311,49 @@ class CloudBackendBase:
             written += 1
         return written
 
-    def run_cost(self, run: RunRow) -> float | None:
+    def run_cost(
+        self,
+        run: RunRow,
+        trials: list[TrialRow],
+        price: Callable[[str | None], float | None],
+    ) -> float | None:
         """Return the run's cost so far: finished trials' costs + running trials' time so far."""
         total: float | None = None
         now = self._clock()
         count = self.instance_count(run.settings)
-        for t in self.store.list_trials(run.id):
+        for t in trials:
             cost = t.cost_usd
             if cost is None and t.status == "running":
-                price = self.price(run, t.instance_type)
-                if price is not None:
-                    cost = billable_seconds(t, now) * price * count / 3600
+                hourly = price(t.instance_type)
+                if hourly is not None:
+                    cost = billable_seconds(t, now) * hourly * count / 3600
             if cost is not None:
                 total = (total or 0.0) + cost
         return total
 
-    def budget_stop(self, run: RunRow, spec: StudySpec, cost: float | None) -> str | None:
+    def budget_stop(
+        self,
+        run: RunRow,
+        spec: StudySpec,
+        trials: list[TrialRow],
+        cost: float | None,
+        price: Callable[[str | None], float | None],
+    ) -> str | None:
         """Apply the one budget rule (pricing.next_trial_would_exceed); a sentence, or None."""
         budget = spec.budget
         if budget.max_minutes is None and budget.max_cost_usd is None:
             return None
-        trials = self.store.list_trials(run.id)
         done = [t.duration_s for t in trials if t.duration_s is not None and t.status != "running"]
         placed = len(trials)
         mean = sum(done) / len(done) if done and placed < budget.max_trials else 0.0
-        price = self.price(run, run.instance_type) or 0.0
+        hourly = price(run.instance_type) or 0.0
         return next_trial_would_exceed(
             budget,
             elapsed_s=run.active_s(self._clock()),
             spent_usd=cost or 0.0,
             mean_trial_s=mean,
             parallel=budget.parallel_trials,
-            price_per_hour=price * self.instance_count(run.settings),
+            price_per_hour=hourly * self.instance_count(run.settings),
             billing="per_trial",
         )
 

@@ -645,8 +645,7 @@ def _run_wall(run: RunRow, trials: Iterable[TrialRow], now: float | None) -> flo
     starts = [t.started_at for t in trials if t.started_at is not None]
     if not starts:
         return 0.0
-    ends = [t.ended_at for t in trials if t.ended_at is not None]
-    end = max(ends) if ends and run.ended_at is not None else (now or time.time())
+    end = run.ended_at if run.ended_at is not None else (now or time.time())
     return max(0.0, end - min(starts))
 
 

@@ -44,7 +44,7 @@ from core.backends.azure.request import (
 from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted
 from core.backends.platforms import PLATFORMS
-from core.backends.records import EpochRecord, TrialRecord, TrialStatus
+from core.backends.records import FINISHED_TRIAL_STATUSES, EpochRecord, TrialRecord, TrialStatus
 from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound
 from core.spec import KNOWN_PARAMS, FixedParam, Param, StudySpec, typed_value
 from core.training.data import stage_dataset
@@ -64,7 +64,6 @@ MLFLOW_STATUS: dict[str, TrialStatus] = {
 }
 """MLflow run statuses of the sweep's trials mapped to the store's trial statuses."""
 
-FINAL_TRIAL_STATUSES = ("completed", "failed", "stopped")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _TRIAL_SUFFIX = re.compile(r"_(\d+)$")
 
@@ -495,7 +494,7 @@ class TrialReader:
         done = {
             key
             for key, t in (known or {}).items()
-            if t.status in FINAL_TRIAL_STATUSES and t.ended_at is not None
+            if t.status in FINISHED_TRIAL_STATUSES and t.ended_at is not None
         }
         children = self.children(mlflow, job_name, experiment)
         ordered = sorted(children, key=lambda r: (r.info.start_time or 0, r.info.run_id))

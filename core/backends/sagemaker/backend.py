@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted
 from core.backends.platforms import PLATFORMS
-from core.backends.records import EpochRecord, TrialRecord
+from core.backends.records import FINISHED_TRIAL_STATUSES, EpochRecord, TrialRecord
 from core.backends.sagemaker import request as rq
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, parse_spec
@@ -65,7 +65,6 @@ NO_CREDENTIALS = (
     "`aws configure` or `aws sso login` (and name the profile in Settings → SageMaker), or run "
     "CloudTune on an instance with an IAM role."
 )
-TERMINAL_TRIALS = ("completed", "failed", "stopped")
 TRAINER_TOOL = "the trainer bundle (core.training.bundle)"
 
 
@@ -391,11 +390,12 @@ class SageMakerBackend(CloudBackendBase):
         metric = (config.get("HyperParameterTuningJobObjective") or {}).get("MetricName")
         sm = self._client("sagemaker", run.settings)
         records: list[TrialRecord] = []
+        stored = self.store.epoch_counts(run.id)
         for summary in self._training_jobs(run.settings, str(run.handle)):
             key = str(summary["TrainingJobName"])
             old = known.get(key)
-            if old is not None and old.status in TERMINAL_TRIALS:
-                if self._lags(old):
+            if old is not None and old.status in FINISHED_TRIAL_STATUSES:
+                if _lags(old, stored.get(old.id, 0)):
                     records.append(self._from_row(old, run.settings))
                 continue
             job = self._call(sm.describe_training_job, "DescribeTrainingJob", TrainingJobName=key)
@@ -413,11 +413,6 @@ class SageMakerBackend(CloudBackendBase):
             started_at=rq.epoch_seconds(desc.get("HyperParameterTuningJobCreationTime")),
             ended_at=rq.epoch_seconds(desc.get("HyperParameterTuningEndTime")),
         )
-
-    def _lags(self, trial: TrialRow) -> bool:
-        """True when a finished trial has fewer epochs stored than SageMaker counted."""
-        expected = int(trial.metrics.get("epoch") or 0)
-        return bool(expected) and len(self.store.list_epochs(trial.id)) < expected
 
     def _from_row(self, trial: TrialRow, settings: Mapping[str, Any]) -> TrialRecord:
         """A stored finished trial with its epochs read again from the logs."""
@@ -526,6 +521,12 @@ class SageMakerBackend(CloudBackendBase):
 
 
 _conforms: type[CloudBackend] = SageMakerBackend
+
+
+def _lags(trial: TrialRow, stored_epochs: int) -> bool:
+    """True when a finished trial has fewer epochs stored than SageMaker counted."""
+    expected = int(trial.metrics.get("epoch") or 0)
+    return bool(expected) and stored_epochs < expected
 
 
 # ----------------------------------------------------------------------------- helpers
