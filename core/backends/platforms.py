@@ -94,7 +94,13 @@ _SETTINGS: dict[str, list[SettingField]] = {
         SettingField("resource_group", "Resource group"),
         SettingField("workspace", "Azure ML workspace"),
         SettingField("compute", "Compute cluster", "The name of an AmlCompute cluster."),
-        SettingField("instance_type", "VM size of the cluster", "", "Standard_DS3_v2"),
+        SettingField(
+            "instance_type",
+            "VM size of the cluster",
+            "Used only when the workspace cannot say: a launch reads the cluster's real VM size, "
+            "which is what the trials run on and what prices them.",
+            "Standard_DS3_v2",
+        ),
     ],
 }
 

@@ -168,11 +168,6 @@ def best_value(values: Iterable[float | None], goal: str) -> float | None:
     return max(finite) if goal == "max" else min(finite)
 
 
-def best_epoch_value(epochs: Iterable[EpochRecord], metric: str, goal: str) -> float | None:
-    """Return the best value of ``metric`` over ``epochs``, or None when no epoch has it."""
-    return best_value((e.metrics.get(metric) for e in epochs), goal)
-
-
 def with_best_objective(record: TrialRecord, metric: str, goal: str) -> TrialRecord:
     """Return ``record`` with its objective set to the best epoch of ``metric``.
 
