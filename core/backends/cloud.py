@@ -231,7 +231,6 @@ class CloudBackendBase:
     def _outcome(self, run: RunRow, report: JobReport) -> tuple[RunStatus, str | None]:
         """The run's status and detail: the service's, told apart from our own stops."""
         ours = run.status_detail or ""
-
         budget = ours.startswith(BUDGET_STOP_DETAIL)
         if budget and report.status in ACTIVE_STATUSES:
             return "running", ours

@@ -49,7 +49,6 @@ def register(sub: Any) -> None:
 
 
 def _settings(store: Any, backend: str, args: argparse.Namespace) -> dict[str, Any]:
-
     settings: dict[str, Any] = store.settings_with_prefix(f"{backend}.")
     settings.update(parse_settings(args.set))
     for key, value in (

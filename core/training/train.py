@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import CloudTuneError
+from core.spec import METRICS
 from core.training.data import load_dataset, load_from_dir
 from core.training.model import (
     build_model,
@@ -71,8 +72,6 @@ METRIC_DEFINITIONS: list[dict[str, str]] = [
 BEST_SUFFIX = "_best"
 """The running best of the objective is printed and logged as ``<name>_best`` (e.g.
 ``val_accuracy_best``): no other metric's regex matches that line."""
-GOALS = {"val_accuracy": "max", "accuracy": "max", "val_loss": "min", "loss": "min"}
-"""Each objective's natural direction (``--goal`` overrides it)."""
 
 EpochSink = Callable[[int, Mapping[str, float]], None]
 
@@ -91,7 +90,7 @@ def objective_arguments(spec: Any) -> dict[str, str]:
     out = {}
     if metric != OBJECTIVE:
         out["objective"] = str(metric)
-    if goal != GOALS.get(metric, "max"):
+    if goal != METRICS.get(metric, "max"):
         out["goal"] = str(goal)
     return out
 
@@ -131,7 +130,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _tunable_names() -> list[str]:
-
     return list(default_params())
 
 
@@ -194,7 +192,7 @@ def _objective(raw: object) -> str:
 
 def _goal(raw: object, objective: str) -> str:
     if raw is None:
-        return GOALS[objective]
+        return METRICS[objective]
     goal = str(decode_value(raw)).lower()
     if goal not in ("max", "min"):
         raise UsageError(f"--goal must be max or min, not {raw!r}.")
@@ -326,7 +324,6 @@ def _file_tokens(parser: argparse.ArgumentParser, values: Mapping[str, object]) 
 
 
 def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
-
     given = {
         n: decode_value(getattr(ns, n)) for n in _tunable_names() if getattr(ns, n) is not None
     }

@@ -246,7 +246,6 @@ def _reference_html(report: StudyReport) -> str:
 
 
 def _checks_html(report: StudyReport) -> str:
-
     cmp = report.comparison
     if cmp is None:
         return _section("checks", "Assumption checks and post-hoc comparisons", "")

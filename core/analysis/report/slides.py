@@ -84,7 +84,6 @@ def _reference_line(column: str) -> str:
 
 
 def _metric_slide(report: StudyReport, key: str, metric: str, title: str) -> Slide:
-
     total = TOTALS[metric]
     fmt = {
         "wall_h": lambda v: format_duration(float(v) * 3600),

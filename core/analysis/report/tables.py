@@ -340,7 +340,6 @@ def posthoc_frame(m: Any) -> pd.DataFrame:
 
 
 def _p_text(p: Any, alpha: float) -> str:
-
     try:
         return format_p(float(p), alpha)
     except (TypeError, ValueError):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from core.backends.records import RunStatus
 from core.errors import SpecError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, StudySpec
-from core.training.train import BEST_SUFFIX, EPOCH_KEYS, GOALS
+from core.training.train import BEST_SUFFIX, EPOCH_KEYS, objective_arguments
 
 if TYPE_CHECKING:
     from azure.ai.ml.sweep import SweepJob
@@ -288,11 +288,11 @@ def translation_notes(spec: StudySpec, settings: Mapping[str, Any]) -> list[str]
 def trial_arguments(spec: StudySpec, names: list[str]) -> str:
     """Return the trainer's command-line arguments: searched names as sweep expressions."""
     parts = ["--data-dir ${{inputs.data}}", f"--epochs {spec.budget.epochs}"]
-
     parts.append(f"--seed {spec.seed}")
     parts.append(f"--objective {spec.objective.metric}")
-    if spec.objective.goal != GOALS.get(spec.objective.metric, "max"):
-        parts.append(f"--goal {spec.objective.goal}")
+    goal = objective_arguments(spec).get("goal")  # only when not the metric's own direction
+    if goal:
+        parts.append(f"--goal {goal}")
     for name in names:
         parts.append(f"--{name} ${{{{inputs.{name}}}}}")
     for p in spec.space:

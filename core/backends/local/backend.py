@@ -433,7 +433,6 @@ def _check_resumable(store: Store, run: RunRow) -> None:
             f"Run {run.id} stopped because its trials kept failing, and would fail the same way "
             "again; narrow the search space and start a new run."
         )
-
     project = tuner_folder(run.id) / PROJECT_NAME
     if store.list_trials(run.id) and not (project / "oracle.json").exists():
         raise BackendError(

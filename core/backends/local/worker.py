@@ -191,7 +191,6 @@ class StoreEvents:
         self.ids[trial.trial_id] = self.store.write_trial(self.run_id, record)
 
     def trial_ended(self, trial: Any) -> None:
-
         now = time.time()
         started = self.started.pop(trial.trial_id, None)
         if started is None:
@@ -251,7 +250,6 @@ class StoreEvents:
         budget = self.spec.budget
         if budget.max_minutes is None and budget.max_cost_usd is None:
             return None
-
         done = [
             t.duration_s
             for t in self.store.list_trials(self.run_id)
@@ -411,7 +409,6 @@ def _exit_now() -> None:
 
 
 def _load_dataset(spec: StudySpec) -> Any:
-
     d = spec.dataset
     return load_dataset_cached(
         d.name, path=d.path, subset=d.subset, validation_split=d.validation_split, seed=spec.seed
@@ -419,7 +416,6 @@ def _load_dataset(spec: StudySpec) -> Any:
 
 
 def _rate(store: Store, run_id: int) -> float:
-
     try:
         return float(run_price(store.get_run(run_id), store) or 0.0)
     except CloudTuneError:
@@ -427,7 +423,6 @@ def _rate(store: Store, run_id: int) -> float:
 
 
 def _configure_threads(threads: int) -> None:
-
     configure_threads(threads)
 
 
@@ -507,7 +502,6 @@ class Session:
             self.store.upsert_trial(self.run_id, t.trial_key, status="stopped", error=why)
 
     def _finalize_costs(self) -> None:
-
         try:
             finalize_run_costs(self.store, self.run_id, price_per_hour=self.events.rate)
         except Exception as err:  # costs are derived data; the run's outcome stands

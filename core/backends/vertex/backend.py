@@ -242,7 +242,6 @@ def _default_bundle(dest: Path) -> Path:
 
 
 def _default_stager(spec: StudySpec, dest: Path) -> Path:
-
     ds = spec.dataset
     return Path(
         stage_dataset(
