@@ -213,7 +213,7 @@ class CloudBackendBase:
         price = functools.cache(lambda instance: self.price(run, instance))  # one lookup a poll
         written = self.write_trials(run, spec, report.trials, known, price)
         if report.started_at is not None and run.started_at != report.started_at:
-            self.store.set_run_span(run.id, report.started_at, None)
+            self.store.update_run(run.id, started_at=report.started_at)
         run = self.store.get_run(run.id)
         trials = self.store.list_trials(run.id)
         status, detail = self._outcome(run, report)
@@ -250,8 +250,11 @@ class CloudBackendBase:
         if changed or (report.error is not None and report.error != run.error):
             self.store.set_run_status(run.id, status, detail=detail, error=report.error, at=ended)
         if status not in ACTIVE_STATUSES and report.started_at is not None:
-            current = self.store.get_run(run.id)
-            self.store.set_run_span(run.id, report.started_at, ended or current.ended_at)
+            # the job's own times replace the ones seen when polling (update_run moves the span)
+            if ended is None:
+                self.store.update_run(run.id, started_at=report.started_at)
+            else:
+                self.store.update_run(run.id, started_at=report.started_at, ended_at=ended)
 
     # ------------------------------------------------------------------ measurement
     def price(self, run: RunRow, instance_type: str | None) -> float | None:

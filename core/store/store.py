@@ -416,22 +416,6 @@ class Store:
             lambda c: c.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
         )
 
-    def set_run_span(self, run_id: int, started_at: float | None, ended_at: float | None) -> None:
-        """Set a run's one running span from its platform's own times (a cloud job's start
-        and end), replacing the times seen when polling."""
-        if started_at is None:
-            return
-        end = None if ended_at is None else max(float(ended_at), float(started_at))
-        values: dict[str, Any] = {
-            "started_at": float(started_at),
-            "segments_json": json.dumps([[float(started_at), end]]),
-        }
-        if end is not None:
-            values["ended_at"] = end
-        self._write(
-            lambda c: c.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
-        )
-
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's worker is alive now."""
         self.update_run(run_id, heartbeat_at=time.time())
