@@ -80,6 +80,7 @@ _GROUP_WORDS: dict[str, tuple[str, str]] = {
     "strategy": ("strategy", "strategies"),
     "instance_type": ("instance type", "instance types"),
     "seed": ("seed", "seeds"),
+    "config_index": ("configuration", "configurations"),
 }
 
 
