@@ -262,8 +262,11 @@ def blocked_compare(
         )
         return res
     values = y.to_numpy(dtype=float)
-    scale = float(np.nanmax(np.abs(values))) or 1.0
-    f, df1, df2, p, ss_e, ss_b, ss_r = _anova(values / scale)  # scaled: no overflow near 1e308
+    # values near the float limit are scaled first, so squares do not overflow; others are not,
+    # so that ties in the differences stay ties, as in R
+    peak = float(np.nanmax(np.abs(values)))
+    scale = peak if peak > 1e100 else 1.0
+    f, df1, df2, p, ss_e, ss_b, ss_r = _anova(values / scale)
     res.f, res.df_effect, res.df_error, res.p_anova = f, df1, df2, p
     res.ss_effect, res.ss_block, res.ss_error = (
         ss_e * scale * scale,
