@@ -55,6 +55,7 @@ from core.costs.pricing import (
 )
 from core.errors import BackendError, BackendNotReady, CloudTuneError, SpecError
 from core.spec import StudySpec, parse_spec
+from core.spec.design import recorded_params
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store, TrialRow
@@ -267,8 +268,9 @@ class CloudBackendBase:
         """Return ``record`` measured as every platform measures a trial (module docstring)."""
         if spec is not None:
             record = with_best_objective(record, spec.objective.metric, spec.objective.goal)
-            seed = trial_seed(spec.seed, record.number)
-            record = replace(record, seed=seed if seed is not None else record.seed)
+            seed = trial_seed(spec.seed, record.number, record.params)
+            params = recorded_params(spec, record.params)
+            record = replace(record, seed=seed if seed is not None else record.seed, params=params)
         instance = record.instance_type or run.instance_type
         if not record.finished:
             return replace(

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict, get_args
 
+from core.spec.design import config_index
+
 log = logging.getLogger(__name__)
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "stopped"]
@@ -181,6 +183,15 @@ def with_best_objective(record: TrialRecord, metric: str, goal: str) -> TrialRec
     return replace(record, objective=best_value(values, goal))
 
 
-def trial_seed(study_seed: int, number: int | None) -> int | None:
-    """Return a trial's seed: the study's seed + the trial's index (None without an index)."""
+def trial_seed(
+    study_seed: int, number: int | None, params: Mapping[str, Any] | None = None
+) -> int | None:
+    """Return a trial's seed: the study's seed + the trial's index (None without an index).
+
+    A same-configurations trial's index is its configuration's (``config_index`` in
+    ``params``), so one configuration has one seed on every platform, whatever the order.
+    """
+    index = config_index(params or {})
+    if index is not None:
+        return int(study_seed) + index
     return None if number is None else int(study_seed) + int(number)

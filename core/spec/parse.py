@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import SpecError
+from core.spec.design import CONFIG_INDEX, MAX_CONFIGURATIONS
 from core.spec.params import (
     _GOAL_ALIASES,
     DATASET_NAMES,
@@ -107,6 +108,7 @@ class _Parser:
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
+        self.design = False  # a same-configurations spec: config_index is a parameter
 
     def bad(self, fld: str, message: str) -> None:
         self.problems.append(Problem(fld, message))
@@ -161,8 +163,19 @@ class _Parser:
         top = self.mapping(
             data,
             "spec",
-            ("name", "dataset", "model", "space", "strategy", "objective", "budget", "seed"),
+            (
+                "name",
+                "dataset",
+                "model",
+                "space",
+                "strategy",
+                "objective",
+                "budget",
+                "seed",
+                "configurations",
+            ),
         )
+        self.design = top.get("configurations") is not None
         name = top.get("name")
         if not isinstance(name, str) or not name.strip():
             self.bad("name", "name is missing: give the study a short name, e.g. 'cifar-lr'.")
@@ -181,6 +194,7 @@ class _Parser:
         seed = self.number(top, "seed", "seed", integer=True, default=42)
         if budget is not None and space is not None:
             self.cross_checks(strategy, space, budget)
+        configurations = self.configurations(top.get("configurations"), space, strategy, budget)
         if dataset is None or space is None or objective is None or budget is None:
             return None
         if self.problems:
@@ -194,6 +208,7 @@ class _Parser:
             budget=budget,
             seed=int(seed),
             model=model,
+            configurations=configurations,
         )
 
     def dataset(self, data: Any) -> DatasetSpec | None:
@@ -318,6 +333,9 @@ class _Parser:
             self.bad(where, f"{where} must be a mapping with a name and a type.")
             return None
         name = item.get("name")
+        if name == CONFIG_INDEX and self.design:
+            values = item.get("values")
+            return ChoiceParam(name, tuple(values)) if isinstance(values, list) else None
         if name not in KNOWN_PARAMS:
             self.bad(
                 f"{where}.name",
@@ -457,6 +475,43 @@ class _Parser:
         if integer:
             return IntParam(name, int(lo), int(hi), int(step or 1), str(scale))
         return FloatParam(name, float(lo), float(hi), str(scale), None if step is None else step)
+
+    def configurations(
+        self, data: Any, space: Sequence[Param] | None, strategy: Any, budget: Budget | None
+    ) -> tuple[dict[str, Any], ...]:
+        """The same-configurations design (core.spec.design): the draws and their index."""
+        if data is None:
+            return ()
+        fld = "configurations"
+        if not isinstance(data, list) or not data or len(data) > MAX_CONFIGURATIONS:
+            self.bad(fld, f"{fld} must be a list of 1 to {MAX_CONFIGURATIONS} configurations.")
+            return ()
+        out = []
+        for i, config in enumerate(data):
+            if not isinstance(config, Mapping) or not config:
+                self.bad(f"{fld}[{i}]", f"{fld}[{i}] must map parameter names to values.")
+                continue
+            for name, value in config.items():
+                if name not in KNOWN_PARAMS:
+                    self.bad(f"{fld}[{i}]", f"{fld}[{i}]: {name!r} is not a tunable parameter.")
+                else:
+                    self.value_ok(value, KNOWN_PARAMS[name], f"{fld}[{i}].{name}")
+            out.append(dict(config))
+        index = next((p for p in space or () if p.name == CONFIG_INDEX), None)
+        expected = ChoiceParam(CONFIG_INDEX, tuple(range(len(data))))
+        if index != expected or strategy != "grid":
+            self.bad(
+                fld,
+                f"{fld}: with {len(data)} configurations the space must hold the choice "
+                f"{CONFIG_INDEX} of 0 to {len(data) - 1} under the grid strategy; build the "
+                "design with core.spec.design.same_configurations or the Launch page.",
+            )
+        if budget is not None and budget.max_trials != len(data):
+            self.bad(
+                "budget.max_trials",
+                f"budget.max_trials must be {len(data)}: every configuration trains once.",
+            )
+        return tuple(out)
 
     def cross_checks(self, strategy: Any, space: Sequence[Param], budget: Budget) -> None:
         if strategy != "grid":

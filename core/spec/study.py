@@ -110,6 +110,8 @@ class StudySpec:
     budget: Budget = field(default_factory=Budget)
     seed: int = 42
     model: Mapping[str, Any] = field(default_factory=dict)
+    configurations: tuple[Mapping[str, Any], ...] = ()
+    """The same-configurations design's drawn configurations (core.spec.design); usually ()."""
 
     # -- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -123,7 +125,11 @@ class StudySpec:
             "objective": {"metric": self.objective.metric, "goal": self.objective.goal},
             "budget": self.budget.to_dict(),
             "seed": self.seed,
-        }
+        } | (
+            {"configurations": [dict(c) for c in self.configurations]}
+            if self.configurations
+            else {}
+        )
 
     def to_json(self) -> str:
         """Return the spec as indented JSON."""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import CloudTuneError
 from core.spec import METRICS
+from core.spec.design import CONFIG_INDEX, CONFIGURATIONS_FILE, config_index, configuration
 from core.training.data import load_dataset, load_from_dir
 from core.training.model import (
     build_model,
@@ -155,6 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="the trial's index from 0 (auto: from the tuning service's environment)",
     )
+    parser.add_argument(
+        "--config_index",
+        "--config-index",
+        dest="config_index",
+        default=None,
+        help="a same-configurations study: train configuration N of the configurations file "
+        "(its seed is the study's seed + N)",
+    )
+    parser.add_argument(
+        "--configurations",
+        default=None,
+        help=f"the configurations file (default: {CONFIGURATIONS_FILE} at the bundle's top)",
+    )
     parser.add_argument("--goal", default=None, help="max or min (default: the metric's own)")
     parser.add_argument("--subset", default=None, help="keep at most N training images")
     parser.add_argument(
@@ -234,6 +248,14 @@ def _trial(raw: object, env: Mapping[str, str]) -> int:
     if str(raw).strip().lower() in ("", "auto", "none"):
         return trial_index(env)
     return _whole("trial-index", raw, 0)
+
+
+def _config_trial(ns: argparse.Namespace) -> int:
+    """A same-configurations trial's index is its configuration's: the same seed everywhere."""
+    index = config_index(_index(ns))
+    if index is None or index < 0:
+        raise UsageError(f"--config_index must be a whole number from 0, not {ns.config_index!r}.")
+    return index
 
 
 def _options(ns: argparse.Namespace) -> dict[str, Any]:
@@ -328,9 +350,29 @@ def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
         n: decode_value(getattr(ns, n)) for n in _tunable_names() if getattr(ns, n) is not None
     }
     try:
+        if ns.config_index is not None:
+            given = configuration(_configurations(ns.configurations), given | _index(ns))
         return resolve_params(given)
     except ValueError as err:
         raise UsageError(str(err)) from err
+
+
+def _index(ns: argparse.Namespace) -> dict[str, object]:
+    return {CONFIG_INDEX: decode_value(ns.config_index)}
+
+
+def _configurations(path: str | None) -> list[dict[str, Any]]:
+    """The same-configurations study's configurations, from ``path`` or the bundle's top."""
+    file = Path(path) if path else Path(__file__).resolve().parents[2] / CONFIGURATIONS_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UsageError(
+            f"--config_index needs the configurations file {file}, which cannot be read ({err})."
+        ) from err
+    if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
+        raise UsageError(f"{file} must hold a JSON list of configurations.")
+    return data
 
 
 def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainConfig:
@@ -367,7 +409,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainCon
         threads=_whole("threads", ns.threads, 0),
         objective=objective,
         goal=_goal(ns.goal, objective),
-        trial=_trial(ns.trial_index, env),
+        trial=_trial(ns.trial_index, env) if ns.config_index is None else _config_trial(ns),
         options=_options(ns),
         ignored=unknown,
     )

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.spec.design import configuration, recorded_params
+
 if TYPE_CHECKING:
     from core.spec import Param, StudySpec
 
@@ -127,13 +129,13 @@ def trial_params(spec: StudySpec, values: Mapping[str, Any]) -> dict[str, Any]:
     """
     params = spec.fixed_values()
     params.update({k: v for k, v in values.items() if not str(k).startswith("tuner/")})
-    return params
+    return configuration(spec.configurations, params) if spec.configurations else params
 
 
 def space_values(spec: StudySpec, values: Mapping[str, Any]) -> dict[str, Any]:
     """Return only the spec's parameters of a trial (what the store records as its params)."""
     names = {p.name for p in spec.space}
-    return {k: _plain(v) for k, v in values.items() if k in names}
+    return recorded_params(spec, {k: _plain(v) for k, v in values.items() if k in names})
 
 
 def _plain(value: Any) -> Any:

@@ -180,7 +180,7 @@ class StoreEvents:
             number=number,
             params=space_values(self.spec, values),
             started_at=started,
-            seed=trial_seed(self.spec.seed, number),
+            seed=trial_seed(self.spec.seed, number, values),
             metrics={"epochs_planned": trial_epochs(self.spec, values)[1]},
         )
 
