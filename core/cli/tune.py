@@ -16,6 +16,7 @@ from core.cli.specs import parse_settings
 from core.errors import BackendError
 from core.runs import cancel_run, refresh_run, resume_run, start_run
 from core.spec import StudySpec
+from core.spec.design import same_configurations
 from core.store import ACTIVE_STATUSES, RunRow, Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a backend setting for this run (e.g. threads=2); repeatable",
     )
     p.add_argument("--study", help="add the run to this study (id or name) instead of a new one")
+    p.add_argument(
+        "--same-configurations",
+        type=int,
+        metavar="N",
+        help="the fair platform benchmark: train the same N configurations, drawn once from "
+        "the spec's seed, on this and every other platform launched the same way",
+    )
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("status", help="show a run's status, trials and best result")
@@ -83,6 +91,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Launch a spec and follow it (or return at once with --detach)."""
     spec = StudySpec.load(args.spec)
+    if args.same_configurations is not None:
+        spec = same_configurations(spec, args.same_configurations)
     store = Store(args.db)
     settings = store.settings_with_prefix(f"{args.backend}.")
     settings.update(parse_settings(args.set))

@@ -105,3 +105,21 @@ def test_trainer_trains_the_indexed_configuration(published, tmp_path) -> None:
         parse_config(["--config_index=9", f"--configurations={file}"], {})
     with pytest.raises(UsageError, match="needs the configurations file"):
         parse_config(["--config_index=0", f"--configurations={tmp_path / 'none.json'}"], {})
+
+
+def test_cli_tune_same_configurations_stores_the_design(home, capsys) -> None:
+    from core.cli import main
+    from core.runs import cancel_run
+    from core.store import Store
+
+    assert main(["tune", str(PUBLISHED), "--same-configurations", "3", "--detach"]) == 0
+    assert "(3 trials)" in capsys.readouterr().out
+    store = Store()
+    run = store.list_runs()[0]
+    try:
+        spec = StudySpec.from_dict(run.spec)
+        assert spec == same_configurations(StudySpec.load(PUBLISHED), 3)
+    finally:
+        cancel_run(store, run.id)
+    assert main(["tune", str(PUBLISHED), "--same-configurations", "1"]) == 2
+    assert "whole number from 2 to 500" in capsys.readouterr().err
