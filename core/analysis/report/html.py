@@ -377,8 +377,9 @@ def render_html(report: StudyReport) -> str:
 
 def build_report(
     store: Store,
-    study_id: int,
+    study_id: int | None = None,
     *,
+    run_ids: list[int] | None = None,
     group: str = "platform",
     alpha: float = 0.05,
     include_reference: bool = False,
@@ -387,7 +388,8 @@ def build_report(
 
     Args:
         store: the result store.
-        study_id: the study's id.
+        study_id: the study's id (every run of it), unless ``run_ids`` is given.
+        run_ids: the runs to report on, from one study or several.
         group: the grouping column (platform, strategy, instance_type...).
         alpha: the significance level.
         include_reference: add the published study's figures as a labelled reference.
@@ -400,7 +402,12 @@ def build_report(
         StatsError: the grouping column does not exist or alpha is out of range.
     """
     report = load_report(
-        store, study_id, group=group, alpha=alpha, include_reference=include_reference
+        store,
+        study_id,
+        run_ids=run_ids,
+        group=group,
+        alpha=alpha,
+        include_reference=include_reference,
     )
     return render_html(report)
 
