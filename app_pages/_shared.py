@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -63,3 +63,55 @@ def chart_with_downloads(chart: alt.Chart | alt.LayerChart, name: str) -> None:
             key=f"svg_{name}",
             on_click="ignore",
         )
+
+
+def pick_runs(store: Store, key: str, *, container: Any = st) -> list[int]:
+    """The run multiselect Compare and Present share: any runs with trials, from any study.
+
+    Defaults to the runs of the study Home opened (``compare_study``), else of the newest study
+    that has trials; picking another study on Home resets the choice.
+    """
+    from core.analysis.selection import default_run_ids, run_label, selectable_runs
+
+    runs = selectable_runs(store)
+    names = {s.id: s.name for s in store.list_studies()}
+    labels = {r.id: run_label(r, names) for r in runs}
+    wanted = st.session_state.get("compare_study")
+    if key not in st.session_state or st.session_state.get(f"{key}_from") != wanted:
+        studies = {r.study_id for r in runs}
+        st.session_state[key] = default_run_ids(store, wanted if wanted in studies else None)
+        st.session_state[f"{key}_from"] = wanted
+    st.session_state[key] = [r for r in st.session_state[key] if r in labels]
+    picked = container.multiselect(
+        "Runs",
+        list(labels),
+        format_func=labels.__getitem__,
+        key=key,
+        help="Any runs with trials, from one study or several (default: the newest study).",
+    )
+    return [int(r) for r in picked]
+
+
+def pick_group(store: Store, run_ids: list[int], key: str, *, container: Any = st) -> str:
+    """The group-by select Compare and Present share: platform, strategy, instance type, run,
+    study, or any parameter of the chosen runs."""
+    from core.analysis.charts import title_for
+    from core.analysis.views import group_columns
+
+    columns = group_columns([store.get_run(r) for r in run_ids])
+    if st.session_state.get(key) not in columns:
+        st.session_state.pop(key, None)
+    return str(container.selectbox("Group by", columns, key=key, format_func=title_for))
+
+
+def show_details(sections: list[Any]) -> None:
+    """The statistics' readable details (``core.analysis.report.tables.detail_sections``)."""
+    for section in sections:
+        if section.table is None:
+            st.markdown(f"**{section.title}**")
+        else:
+            st.markdown(f"*{section.title}*")
+        if section.text:
+            st.caption(section.text)
+        if section.table is not None and not section.table.empty:
+            st.dataframe(section.table, hide_index=True, width="stretch")

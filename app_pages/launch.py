@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._shared import friendly, get_store
+from core.analysis.selection import default_study_name, warmup_warning
 from core.analysis.views import format_duration
 from core.backends.base import BACKENDS, get_backend
 from core.backends.platforms import instance_key, load_settings
@@ -161,6 +162,9 @@ if problems:
         st.error(p.message, icon=":material/error:")
 else:
     spec = parse_spec(draft)
+    warmup = warmup_warning(spec.to_dict())
+    if warmup:
+        st.warning(warmup, icon=":material/casino:")
 
 st.subheader("Platforms")
 labels = {name: label for name, label in BACKENDS.items()}
@@ -242,10 +246,29 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
                         except CloudTuneError as err:
                             st.warning(str(err))
 
+st.subheader("Study")
+studies = {s.id: s.name for s in store.list_studies()}
+c1, c2 = st.columns(2)
+target = c1.selectbox(
+    "Launch into",
+    [0, *studies],
+    format_func=lambda i: f"Add to study {i}: {studies[i]}" if i else "A new study",
+    key="launch_study",
+    help="Add the runs to an existing study to compare them with its runs, or start a new one.",
+)
+fresh_name = default_study_name(str(draft.get("name") or "study"), studies.values())
+study_name = fresh_name
+if not target:
+    study_name = c2.text_input("New study's name", value=fresh_name, key="launch_study_name")
+    if study_name.strip() in studies.values():
+        c2.caption("A study already has this name; the new one gets its own id all the same.")
+
 launch_ok = spec is not None and bool(chosen) and all(n in ready for n in chosen or [])
 if st.button("Launch", type="primary", icon=":material/rocket_launch:", disabled=not launch_ok):
     assert spec is not None
-    study_id = store.create_study(spec)
+    study_id = int(target) or store.create_study(
+        {**spec.to_dict(), "name": study_name.strip() or fresh_name}
+    )
     started = []
     for name in chosen or []:
         try:
@@ -261,6 +284,8 @@ if st.button("Launch", type="primary", icon=":material/rocket_launch:", disabled
         except (BackendNotReady, SpecError, CloudTuneError) as err:
             st.error(f"{labels[name]}: {err}")
     if started:
+        st.session_state.pop("launch_study_name", None)  # the next new study gets a new name
+        st.session_state["compare_study"] = study_id
         st.session_state["monitor_runs"] = started
         st.session_state["launched"] = json.dumps(started)
         st.switch_page("app_pages/monitor.py")

@@ -7,13 +7,14 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages._shared import friendly, get_store
+from app_pages._shared import friendly, get_store, pick_group, pick_runs, show_details
 from core.analysis.charts import chart_png, chart_svg
 from core.analysis.report import StudyReport, load_report, render_html, report_file_name
 from core.analysis.report.slides import Slide, slides
 
 SLIDE_KEY = "present_slide"
-STUDY_KEY = "present_study"
+RUNS_KEY = "present_runs"
+GROUP_KEY = "present_group"
 REFERENCE_KEY = "present_reference"
 
 st.html(
@@ -39,15 +40,19 @@ def _go(step: int, total: int) -> None:
     st.session_state[SLIDE_KEY] = min(total - 1, max(0, st.session_state.get(SLIDE_KEY, 0) + step))
 
 
-def _stamp(study_id: int) -> tuple[Any, ...]:
-    """What changes when the study's results change (so the cached report is refreshed)."""
-    return tuple((r.id, r.status, r.ended_at, r.cost_usd) for r in get_store().list_runs(study_id))
+def _stamp(run_ids: tuple[int, ...]) -> tuple[Any, ...]:
+    """What changes when the runs' results change (so the cached report is refreshed)."""
+    store = get_store()
+    runs = tuple((r.id, r.status, r.ended_at, r.cost_usd) for r in map(store.get_run, run_ids))
+    return runs + tuple(store.trials_stamp(run_ids))
 
 
-@st.cache_data(show_spinner="Reading the study…", ttl=120, max_entries=8)
-def _report(url: str, study_id: int, reference: bool, stamp: tuple[Any, ...]) -> StudyReport:
+@st.cache_data(show_spinner="Reading the runs…", ttl=120, max_entries=8)
+def _report(
+    url: str, run_ids: tuple[int, ...], group: str, reference: bool, stamp: tuple[Any, ...]
+) -> StudyReport:
     del url, stamp  # parts of the cache key only
-    return load_report(get_store(), study_id, include_reference=reference)
+    return load_report(get_store(), run_ids=list(run_ids), group=group, include_reference=reference)
 
 
 def _empty() -> None:
@@ -60,19 +65,23 @@ def _empty() -> None:
     )
 
 
-def _pick_study(ids: list[int], names: dict[int, str], current: int) -> None:
-    """The study picker and the reference switch: on the first screen only."""
-    st.session_state.setdefault("present_pick", current)
+def _pick(store: Any) -> None:
+    """The run and group pickers and the reference switch: on the first screen only."""
     st.session_state.setdefault("present_ref_pick", st.session_state.get(REFERENCE_KEY, False))
-    left, right = st.columns([3, 2])
-    pick = left.selectbox("Study", ids, format_func=lambda i: names[i], key="present_pick")
-    ref = right.toggle(
+    for widget, kept in (("present_runs_pick", RUNS_KEY), ("present_group_pick", GROUP_KEY)):
+        if widget not in st.session_state and st.session_state.get(kept):  # back on screen 1
+            st.session_state[widget] = st.session_state[kept]
+    left, middle, right = st.columns([4, 2, 2], vertical_alignment="bottom")
+    st.session_state[RUNS_KEY] = pick_runs(store, "present_runs_pick", container=left)
+    if st.session_state[RUNS_KEY]:
+        st.session_state[GROUP_KEY] = pick_group(
+            store, st.session_state[RUNS_KEY], "present_group_pick", container=middle
+        )
+    st.session_state[REFERENCE_KEY] = right.toggle(
         "Published figures",
         key="present_ref_pick",
         help="Add the published study's figures, labelled as a reference, never as measurements.",
     )
-    st.session_state[STUDY_KEY] = pick
-    st.session_state[REFERENCE_KEY] = ref
 
 
 def _nav(index: int, total: int, title: str) -> None:
@@ -141,39 +150,43 @@ def _show(slide: Slide, stem: str) -> None:
         st.table(slide.table, hide_index=True)
     for bullet in slide.bullets:
         st.markdown("- " + _md(bullet))
+    if slide.details:
+        with st.expander("Descriptives, assumption checks and post-hoc comparisons"):
+            show_details(slide.details)
     if slide.reference:
         with st.container(border=True):
             st.caption(_md(slide.reference))
 
 
 store = get_store()
-studies = store.list_studies()
-if not studies:
+if not store.list_studies():
     _empty()
     st.stop()
 
-names = {s.id: f"{s.name} (study {s.id})" for s in studies}
-ids = list(names)
-study_id = st.session_state.get(STUDY_KEY) or st.session_state.get("compare_study") or ids[0]
-if study_id not in names:
-    study_id = ids[0]
 index = int(st.session_state.get(SLIDE_KEY, 0))
-
-with st.container(key="present"), friendly("Presenting the study"):
-    if index == 0:
-        _pick_study(ids, names, study_id)
-        study_id = st.session_state[STUDY_KEY]
+with st.container(key="present"), friendly("Presenting the runs"):
+    if index == 0 or not st.session_state.get(RUNS_KEY):
+        _pick(store)
+    run_ids = tuple(sorted(st.session_state.get(RUNS_KEY) or []))
+    if not run_ids:
+        st.title("Present")
+        st.info(
+            "Pick the runs to present (only runs with trials are listed; watch running ones on "
+            "Monitor)."
+        )
+        st.stop()
+    group = str(st.session_state.get(GROUP_KEY) or "platform")
     reference = bool(st.session_state.get(REFERENCE_KEY, False))
-    report = _report(store.url, study_id, reference, _stamp(study_id))
+    report = _report(store.url, run_ids, group, reference, _stamp(run_ids))
     deck = slides(report)
     index = min(index, len(deck) - 1)
     _nav(index, len(deck), deck[index].title)
-    _show(deck[index], report_file_name(report.study.name, report.study.id)[:-5])
+    _show(deck[index], report_file_name(report.title, report.study.id)[:-5])
     if index == 0:
         st.download_button(
             "Download the full report (HTML)",
             data=lambda: render_html(report),
-            file_name=report_file_name(report.study.name, report.study.id),
+            file_name=report_file_name(report.title, report.study.id),
             mime="text/html",
             icon=":material/description:",
             on_click="ignore",

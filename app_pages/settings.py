@@ -56,6 +56,12 @@ for tab, (name, fields) in zip(tabs, PLATFORM_SETTINGS.items(), strict=True):
             if st.form_submit_button("Save", type="primary"):
                 save_settings(store, name, values)
                 st.success("Saved.")
+                if name == "local":  # the new rate applies to the runs already made too
+                    from core.costs.pricing import recost_local_runs
+
+                    with friendly("Re-costing local runs"):
+                        recosted = recost_local_runs(store)
+                        st.caption(f"{len(recosted)} ended local run(s) re-costed at this rate.")
                 current = load_settings(store, name)
         with friendly(f"Checking {BACKENDS[name]}"):
             missing = get_backend(name, store).check(current)

@@ -37,9 +37,12 @@ from core.analysis.stats import (
     metric_info,
     p_phrase,
 )
+from core.spec.design import CONFIG_INDEX
 
 log = logging.getLogger(__name__)
 
+DESIGN_BLOCK = f"p_{CONFIG_INDEX}"
+"""The trials table's column of a same-configurations trial's configuration: the block."""
 PAIRED_COLUMNS = [
     "group1",
     "group2",
@@ -214,7 +217,7 @@ def blocked_compare(
     df: pd.DataFrame,
     metric: str,
     group: str = "backend",
-    block: str = "config_index",
+    block: str = DESIGN_BLOCK,
     alpha: float = 0.05,
     *,
     labels: Mapping[str, str] | None = None,

@@ -23,6 +23,18 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+FIXED_COLOURS: dict[str, str] = {
+    # platforms (their labels) and strategies keep one colour in every chart of every study
+    "Local": "#009E73",
+    "AWS SageMaker": "#E69F00",
+    "Vertex AI": "#0072B2",
+    "Azure ML": "#CC79A7",
+    "grid": "#CC79A7",
+    "random": "#E69F00",
+    "bayesian": "#D55E00",
+    "hyperband": "#0072B2",
+}
+"""Colours of the groups people compare most, fixed so a platform or strategy is recognised."""
 MAX_POINTS_PER_GROUP = 400
 MAX_LINE_POINTS = 1500
 
@@ -35,28 +47,67 @@ METRIC_TITLES: dict[str, str] = {
     "accuracy": "Training accuracy",
     "val_loss": "Validation loss",
     "loss": "Training loss",
-    "wall_h": "Time to completion (h)",
+    "wall_h": "Time to completion per run (h)",
     "total_cost_usd": "Total cost (USD)",
     "best_objective": "Best objective",
     "elapsed_s": "Elapsed time (s)",
 }
 
 
+GROUP_TITLES: dict[str, str] = {
+    "platform": "Platform",
+    "backend": "Platform",
+    "strategy": "Strategy",
+    "instance_type": "Instance type",
+    "run_id": "Run",
+    "study_id": "Study",
+}
+
+
 def title_for(column: str) -> str:
-    """Return a human title with units for a column name."""
-    return METRIC_TITLES.get(column, column.replace("_", " ").capitalize())
+    """Return a human title with units for a column name ("p_optimizer" -> "Optimizer")."""
+    if column in METRIC_TITLES:
+        return METRIC_TITLES[column]
+    if column in GROUP_TITLES:
+        return GROUP_TITLES[column]
+    return column.removeprefix("p_").replace("_", " ").capitalize()
+
+
+def group_domain(values: Any) -> list[str]:
+    """The groups of a column as sorted text: the one order every chart of a view shares."""
+    return sorted({str(v) for v in pd.Series(values).dropna()})
+
+
+def colour_range(domain: Sequence[str]) -> list[str]:
+    """One colour per group of ``domain``: the fixed colour of a known platform or strategy,
+    else the next Okabe–Ito colour not taken, in the domain's order (so, with the same domain,
+    the same group has the same colour in every chart)."""
+    taken = {FIXED_COLOURS[g] for g in domain if g in FIXED_COLOURS}
+    spare = [c for c in OKABE_ITO if c not in taken] or OKABE_ITO
+    out, i = [], 0
+    for g in domain:
+        if g in FIXED_COLOURS:
+            out.append(FIXED_COLOURS[g])
+        else:
+            out.append(spare[i % len(spare)])
+            i += 1
+    return out
 
 
 def _color(group: str, domain: Sequence[str]) -> alt.Color:
     return alt.Color(
         f"{group}:N",
         title=title_for(group),
-        scale=alt.Scale(domain=list(domain), range=OKABE_ITO[: max(1, len(domain))]),
+        scale=alt.Scale(domain=list(domain), range=colour_range(domain)),
     )
 
 
-def _domain(df: pd.DataFrame, group: str) -> list[str]:
-    return [str(g) for g in pd.unique(df[group].astype(str))]
+def _domain(df: pd.DataFrame, group: str, given: Sequence[str] | None = None) -> list[str]:
+    """The given domain (extended by any group it lacks), else the data's sorted groups."""
+    mine = group_domain(df[group])
+    if given is None:
+        return mine
+    return [*given, *[g for g in mine if g not in given]]
 
 
 def _finite(df: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -86,7 +137,12 @@ def empty_chart(message: str) -> alt.Chart:
 
 
 def metric_distribution(
-    df: pd.DataFrame, metric: str, group: str = "platform", *, title: str | None = None
+    df: pd.DataFrame,
+    metric: str,
+    group: str = "platform",
+    *,
+    title: str | None = None,
+    domain: Sequence[str] | None = None,
 ) -> alt.LayerChart | alt.Chart:
     """Per-trial distribution of ``metric`` per group: a box from quantiles plus sampled points.
 
@@ -95,6 +151,7 @@ def metric_distribution(
         metric: the numeric column to draw.
         group: the grouping column.
         title: the chart's title (default from the metric).
+        domain: every group of the view, in order (keeps colours fixed across charts).
 
     Returns:
         An Altair chart whose data has at most a few hundred rows per group.
@@ -103,7 +160,7 @@ def metric_distribution(
     if data.empty:
         return empty_chart(f"No finished trials with {title_for(metric).lower()} yet.")
     data = data.assign(**{group: data[group].astype(str)})
-    domain = _domain(data, group)
+    domain = _domain(data, group, domain)
     q = data.groupby(group, observed=True)[metric].quantile([0.0, 0.25, 0.5, 0.75, 1.0])
     stats = q.unstack().reset_index()
     stats.columns = [group, "min", "q1", "median", "q3", "max"]
@@ -148,6 +205,7 @@ def run_totals_bar(
     group: str = "platform",
     *,
     reference: pd.DataFrame | None = None,
+    domain: Sequence[str] | None = None,
 ) -> alt.LayerChart | alt.Chart:
     """Bars of a run-level total per group, with an optional labelled reference overlay.
 
@@ -157,12 +215,13 @@ def run_totals_bar(
         group: the grouping column.
         reference: rows with ``group``, ``value`` and ``source`` (e.g. the published study's
             figures), drawn as hollow diamonds and labelled in the tooltip, never as bars.
+        domain: every group of the view, in order (keeps colours fixed across charts).
     """
     data = _finite(totals, value)
     if data.empty:
         return empty_chart(f"No {title_for(value).lower()} yet.")
     data = data.assign(**{group: data[group].astype(str)})
-    domain = _domain(data, group)
+    domain = _domain(data, group, domain)
     if reference is not None and not reference.empty:
         domain += [g for g in _domain(reference, group) if g not in domain]
     bars = (
@@ -218,13 +277,14 @@ def optimisation_history(
     goal: str = "max",
     *,
     x_title: str | None = None,
+    domain: Sequence[str] | None = None,
 ) -> alt.Chart:
     """Best value so far against ``x`` (trial number, elapsed seconds or dollars) per group."""
     steps = best_so_far(df, x, value, group, goal)
     if steps.empty:
         return empty_chart("No finished trials yet.")
     steps = steps.assign(**{group: steps[group].astype(str)})
-    domain = _domain(steps, group)
+    domain = _domain(steps, group, domain)
     return (
         alt.Chart(steps)
         .mark_line(interpolate="step-after", point=True)
@@ -246,13 +306,20 @@ def optimisation_history(
     )
 
 
-def scatter(df: pd.DataFrame, x: str, y: str = "objective", group: str = "platform") -> alt.Chart:
+def scatter(
+    df: pd.DataFrame,
+    x: str,
+    y: str = "objective",
+    group: str = "platform",
+    *,
+    domain: Sequence[str] | None = None,
+) -> alt.Chart:
     """Per-trial ``y`` against ``x`` (e.g. accuracy against cost), sampled per group."""
     data = _finite(_finite(df, x), y)
     if data.empty:
         return empty_chart("No finished trials yet.")
     data = data.assign(**{group: data[group].astype(str)})
-    domain = _domain(data, group)
+    domain = _domain(data, group, domain)
     data = sample_per_group(data[[group, x, y]], group, MAX_POINTS_PER_GROUP)
     return (
         alt.Chart(data)
@@ -296,7 +363,7 @@ def parallel_coordinates(
             pd.DataFrame(
                 {
                     "row": data["row"],
-                    "parameter": col.removeprefix("p_"),
+                    "parameter": title_for(col),
                     "scaled": scaled.astype(float),
                     "value": raw.astype(str),
                     value: data[value],
@@ -308,7 +375,7 @@ def parallel_coordinates(
         alt.Chart(long)
         .mark_line(opacity=0.5)
         .encode(
-            x=alt.X("parameter:N", title=None, sort=[c.removeprefix("p_") for c in cols]),
+            x=alt.X("parameter:N", title=None, sort=[title_for(c) for c in cols]),
             y=alt.Y("scaled:Q", title="Scaled value (0 = min, 1 = max)"),
             detail="row:N",
             color=alt.Color(

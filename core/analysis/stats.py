@@ -68,7 +68,7 @@ class MetricInfo:
 
 
 _KNOWN_METRICS: dict[str, MetricInfo] = {
-    "duration_s": MetricInfo("Time to completion", "lower", "fastest", "faster"),
+    "duration_s": MetricInfo("Time per trial", "lower", "fastest", "faster"),
     "cost_usd": MetricInfo("Cost", "lower", "cheapest", "cheaper"),
     "objective": MetricInfo("Accuracy", "higher", "most accurate", "more accurate"),
     "val_accuracy": MetricInfo("Accuracy", "higher", "most accurate", "more accurate"),
@@ -81,7 +81,20 @@ _GROUP_WORDS: dict[str, tuple[str, str]] = {
     "instance_type": ("instance type", "instance types"),
     "seed": ("seed", "seeds"),
     "config_index": ("configuration", "configurations"),
+    "p_config_index": ("configuration", "configurations"),
+    "run_id": ("run", "runs"),
+    "study_id": ("study", "studies"),
 }
+
+
+def plural(word: str) -> str:
+    """The English plural of a noun or noun phrase: strategy -> strategies, batch size -> batch
+    sizes, loss -> losses."""
+    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    return word + "s"
 
 
 def metric_info(
@@ -108,15 +121,17 @@ def group_words(column: str) -> tuple[str, str]:
     """Singular and plural nouns for the groups of a column ("platform", "platforms").
 
     Args:
-        column: The grouping column (backend, strategy, instance_type, seed or any other).
+        column: The grouping column (backend, strategy, instance_type, seed, a parameter's
+            ``p_`` column or any other).
 
     Returns:
-        (singular, plural), e.g. ("instance type", "instance types").
+        (singular, plural), e.g. ("instance type", "instance types"), ("optimizer",
+        "optimizers") for ``p_optimizer``.
     """
     if column in _GROUP_WORDS:
         return _GROUP_WORDS[column]
-    word = column.replace("_", " ")
-    return word, word + "s" if word.endswith("group") else f"{word} groups"
+    word = column.removeprefix("p_").replace("_", " ")
+    return word, plural(word)
 
 
 def format_p(p: float, alpha: float = 0.05) -> str:
@@ -439,8 +454,26 @@ def _choose(m: MetricResult, usable: Groups) -> tuple[TestName, str]:
         )
     spread = f" (Brown–Forsythe {p_phrase(bf.p)})" if bf is not None and math.isfinite(bf.p) else ""
     return "anova", (
-        "One-way ANOVA was used: the groups look normal enough and their spreads are similar"
-        f"{spread}." + big_note
+        f"One-way ANOVA was used: {_normality_clause(m, sw, flagged)} and their spreads are "
+        f"similar{spread}." + big_note
+    )
+
+
+def _normality_clause(m: MetricResult, sw: pd.DataFrame, flagged: pd.DataFrame) -> str:
+    """What the Shapiro–Wilk checks say, in words that agree with every p-value they cite."""
+    tested = sw[np.isfinite(sw["p"].to_numpy(dtype=float))]
+    if tested.empty:
+        return "normality could not be checked (Shapiro–Wilk needs 3 or more varying trials)"
+    mild = tested[tested["p"] < m.alpha]
+    if mild.empty:
+        return f"no group departs from normal (every Shapiro–Wilk p ≥ {m.alpha:g})"
+    if not flagged.empty:  # p < 0.01 in large groups: big_note says why the means still hold
+        return "the groups are large enough for their means to be trusted"
+    worst = mild.sort_values("p").iloc[0]
+    return (
+        f"Shapiro–Wilk finds a mild departure from normal in {_join(list(mild['label']))} "
+        f"({p_phrase(float(worst['p']), m.alpha)} < α = {m.alpha:g}, but not below "
+        f"{NORMALITY_BAD_P:g}), which the F test tolerates,"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -89,7 +89,9 @@ def runs_overview(store: Store, *, limit: int = 50, study_id: int | None = None)
         rows.append(
             {
                 "Run": run.id,
+                "Study id": run.study_id,
                 "Study": study_names.get(run.study_id, str(run.study_id)),
+                "Strategy": str(run.spec.get("strategy", "")),
                 "Platform": platform_label(run.backend),
                 "Instance": run.instance_type or "",
                 "Status": run.status_detail or run.status,
@@ -102,7 +104,9 @@ def runs_overview(store: Store, *, limit: int = 50, study_id: int | None = None)
         )
     columns = [
         "Run",
+        "Study id",
         "Study",
+        "Strategy",
         "Platform",
         "Instance",
         "Status",
@@ -261,12 +265,69 @@ def group_columns(runs: list[RunRow]) -> list[str]:
             name = f"p_{item.get('name')}"
             if name not in params:
                 params.append(name)
-    return ["platform", "strategy", "instance_type", "run_id", *params]
+    return ["platform", "strategy", "instance_type", "run_id", "study_id", *params]
+
+
+FREE_COST_NOTE = (
+    "The cost charts are empty because local runs cost $0/h by default. Set this machine's "
+    "hourly rate in Settings → Platforms → Local; existing local runs are re-costed at it."
+)
+COST_CHARTS = ("total-cost", "trial-cost", "objective-vs-cost", "dollars-to-accuracy")
+"""The Compare charts that need a cost: left out (with :data:`FREE_COST_NOTE`) when all is free."""
+
+
+def cost_note(trials: pd.DataFrame, runs: Mapping[int, RunRow] | list[RunRow]) -> str | None:
+    """:data:`FREE_COST_NOTE` when every recorded cost is $0 and a local run is among ``runs``."""
+    rows = list(runs.values()) if isinstance(runs, Mapping) else list(runs)
+    if trials.empty or not any(r.backend == "local" for r in rows):
+        return None
+    cost = pd.to_numeric(trials["cost_usd"], errors="coerce").fillna(0.0)
+    return FREE_COST_NOTE if bool((cost == 0).all()) else None
+
+
+def single_run_note(totals: pd.DataFrame, group: str) -> str | None:
+    """A sentence when some group has one run: its per-run total is one measurement, not a
+    sample, so per-run totals are shown but only per-trial values are tested."""
+    if totals.empty or "runs" not in totals or int(totals["runs"].min()) >= 2:
+        return None
+    from core.analysis.stats import group_words
+
+    word, words = group_words(group)
+    return (
+        f"Time to completion per run is the run's wall time (the mean over a {word}'s runs); "
+        f"with one run per {word} it is a single measurement, so the statistics compare "
+        f"{words} on the time per trial instead."
+    )
+
+
+def export_csv(frame: pd.DataFrame) -> bytes:
+    """A table as CSV bytes for Excel: ISO 8601 UTC timestamps, UTF-8 with a byte order mark.
+
+    Columns named ``*_at`` (epoch seconds in the store) become "2025-01-31T09:00:00Z".
+    """
+    out = frame.copy()
+    for col in [c for c in out.columns if str(c).endswith("_at")]:
+        seconds = pd.to_numeric(out[col], errors="coerce")
+        stamps = pd.to_datetime(seconds, unit="s", utc=True)
+        out[col] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(seconds.notna(), "")
+    return out.to_csv(index=False).encode("utf-8-sig")
 
 
 @dataclass
 class CompareView:
-    """Everything the Compare page shows for one selection, built once and cached by the page."""
+    """Everything the Compare page shows for one selection, built once and cached by the page.
+
+    Attributes:
+        trials: every trial of the chosen runs (a row each).
+        done: the completed trials.
+        totals: a row per group (runs, trials, wall_h, total_cost_usd, best_objective).
+        charts: chart name -> Altair chart (cost charts left out when everything was free).
+        comparison: the statistics, or None with ``stats_error`` saying why.
+        domain: the groups, in the order every chart colours them.
+        cost_note: why the cost charts are missing, or None.
+        notes: other sentences the page shows (per-run totals, warm-up).
+        spec_diff: what differs between the chosen runs' specs.
+    """
 
     trials: pd.DataFrame
     done: pd.DataFrame
@@ -274,6 +335,10 @@ class CompareView:
     charts: dict[str, Any]
     comparison: Any = None
     stats_error: str | None = None
+    domain: list[str] = field(default_factory=list)
+    cost_note: str | None = None
+    notes: list[str] = field(default_factory=list)
+    spec_diff: Any = None
 
 
 def compare_view(
@@ -289,45 +354,67 @@ def compare_view(
 
     Args:
         store: the result store.
-        run_ids: the runs to compare.
+        run_ids: the runs to compare (from one study or several).
         group: the grouping column (platform, strategy, instance_type, a parameter...).
         alpha: the significance level of the statistics.
         reference: overlay the published figures (only when grouping by platform).
         goal: "max" or "min", the objective's direction.
     """
+    from core.analysis.selection import spec_differences, warmup_warnings
+
     runs = {int(r): store.get_run(int(r)) for r in run_ids}
     trials = with_progress_columns(compare_frame(store, run_ids=run_ids), runs)
     done = trials[trials["status"] == "completed"] if not trials.empty else trials
     totals = run_totals(store, trials, group)
+    domain = charts.group_domain(trials[group]) if not trials.empty else []
     ref = PUBLISHED_REFERENCE if reference and group == "platform" else None
+    free = cost_note(trials, runs)
     built: dict[str, Any] = {
-        "time-to-completion": charts.run_totals_bar(totals, "wall_h", group, reference=ref),
-        "total-cost": charts.run_totals_bar(totals, "total_cost_usd", group, reference=ref),
-        "best-objective": charts.run_totals_bar(totals, "best_objective", group, reference=ref),
-        "trial-time": charts.metric_distribution(done, "duration_s", group),
-        "trial-cost": charts.metric_distribution(done, "cost_usd", group),
-        "trial-objective": charts.metric_distribution(done, "objective", group),
-        "history": charts.optimisation_history(
-            done, "trial", "objective", group, goal, x_title="Trial number"
+        "time-to-completion": charts.run_totals_bar(
+            totals, "wall_h", group, reference=ref, domain=domain
         ),
-        "objective-vs-cost": charts.scatter(done, "cost_usd", "objective", group),
+        "total-cost": charts.run_totals_bar(
+            totals, "total_cost_usd", group, reference=ref, domain=domain
+        ),
+        "best-objective": charts.run_totals_bar(
+            totals, "best_objective", group, reference=ref, domain=domain
+        ),
+        "trial-time": charts.metric_distribution(done, "duration_s", group, domain=domain),
+        "trial-cost": charts.metric_distribution(done, "cost_usd", group, domain=domain),
+        "trial-objective": charts.metric_distribution(done, "objective", group, domain=domain),
+        "history": charts.optimisation_history(
+            done, "trial", "objective", group, goal, x_title="Trial number", domain=domain
+        ),
+        "objective-vs-cost": charts.scatter(done, "cost_usd", "objective", group, domain=domain),
         "time-to-accuracy": charts.optimisation_history(
-            done, "elapsed_s", "objective", group, goal, x_title="Elapsed time (s)"
+            done, "elapsed_s", "objective", group, goal, x_title="Elapsed time (s)", domain=domain
         ),
         "dollars-to-accuracy": charts.optimisation_history(
-            done, "spent_usd", "objective", group, goal, x_title="Money spent (USD)"
+            done, "spent_usd", "objective", group, goal, x_title="Money spent (USD)", domain=domain
         ),
     }
+    if free:
+        for name in COST_CHARTS:
+            built.pop(name)
     params = [c for c in done.columns if c.startswith("p_")]
     if params:
         built["parallel-coordinates"] = charts.parallel_coordinates(done, params, "objective")
-    view = CompareView(trials=trials, done=done, totals=totals, charts=built)
+    view = CompareView(
+        trials=trials,
+        done=done,
+        totals=totals,
+        charts=built,
+        domain=domain,
+        cost_note=free,
+        spec_diff=spec_differences(runs.values()),
+    )
+    view.notes = [n for n in [single_run_note(totals, group)] if n]
+    view.notes += warmup_warnings(runs.values())
+    metrics = ["duration_s", "objective"] if free else ["duration_s", "cost_usd", "objective"]
     try:
         from core.analysis.stats import compare
 
-        view.comparison = compare(
-            done, ["duration_s", "cost_usd", "objective"], group=group, alpha=alpha
-        )
+        view.comparison = compare(done, metrics, group=group, alpha=alpha)
     except CloudTuneError as err:
         view.stats_error = str(err)
     return view

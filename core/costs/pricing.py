@@ -714,18 +714,52 @@ def finalize_run_costs(
     run = store.get_run(run_id)
     price = price_per_hour if price_per_hour is not None else run_price(run, store)
     trials = store.list_trials(run_id)
-    for t in trials:
-        cost = trial_cost(billable_seconds(t, now), price)
-        if cost is not None:
-            store.upsert_trial(run_id, t.trial_key, cost_usd=round(cost, 6))
-    total = live_cost(run, store.list_trials(run_id), price, now)
+    total = finalize_costs_at(store, run_id, price, now)
     wall = _run_wall(run, trials, now)
-    store.update_run(run_id, cost_usd=round(total, 6))
     error = None
     if run.forecast:
         error = forecast_error(run.forecast, wall, total)
         store.update_run(run_id, forecast={**run.forecast, "error": error})
     return {"cost_usd": total, "wall_s": wall, "price_per_hour": price, "error": error}
+
+
+def recost_local_runs(store: Store, usd_per_hour: float | None = None) -> list[int]:
+    """Re-cost every ended local run at the local rate (default: the one stored in Settings).
+
+    Each trial's cost becomes its own seconds x the rate and the run's its wall time x the
+    rate, exactly as :func:`finalize_run_costs` costs a run as it ends; the run's settings
+    record the rate it was costed at. Runs still going are left alone: they are costed at the
+    then-current rate when they end.
+
+    Returns:
+        The ids of the runs re-costed.
+
+    Raises:
+        CloudTuneError: the rate is negative or not a number.
+    """
+    rate = _local_price(store, {} if usd_per_hour is None else {"rate_per_hour": usd_per_hour})
+    done = []
+    for run in store.list_runs():
+        if run.backend != "local" or run.active:
+            continue
+        finalize_costs_at(store, run.id, rate.usd_per_hour)
+        store.update_run(run.id, settings={**run.settings, "rate_per_hour": rate.usd_per_hour})
+        done.append(run.id)
+    return done
+
+
+def finalize_costs_at(
+    store: Store, run_id: int, price_per_hour: float | None, now: float | None = None
+) -> float:
+    """Set a run's trials' and its own cost at ``price_per_hour``; return the run's total."""
+    run = store.get_run(run_id)
+    for t in store.list_trials(run_id):
+        cost = trial_cost(billable_seconds(t, now), price_per_hour)
+        if cost is not None:
+            store.upsert_trial(run_id, t.trial_key, cost_usd=round(cost, 6))
+    total = live_cost(run, store.list_trials(run_id), price_per_hour, now)
+    store.update_run(run_id, cost_usd=round(total, 6))
+    return total
 
 
 def forecast_error(

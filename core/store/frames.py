@@ -183,3 +183,10 @@ def epochs_frame(store: Store, run_ids: Iterable[int]) -> Any:
     if not records:
         return pd.DataFrame(columns=["run_id", "trial", "trial_id", "epoch", "wall_s", "at"])
     return pd.DataFrame.from_records(records)
+
+
+def trial_counts(store: Store) -> dict[int, int]:
+    """Return {run id: number of trials} for every run that has at least one trial."""
+    query = sa.select(trials.c.run_id, sa.func.count()).group_by(trials.c.run_id)
+    with store.engine.connect() as conn:
+        return {int(rid): int(n) for rid, n in conn.execute(query).all()}

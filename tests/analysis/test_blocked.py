@@ -74,7 +74,7 @@ def test_paired_posthoc_matches_r_pairwise_tests(rounding) -> None:
 def test_conclusion_separates_the_block_effect(rounding) -> None:
     r = blocked_compare(rounding, "seconds", group="method", block="player")
     first = r.conclusions[0]
-    assert "differs between method groups" in first
+    assert "differs between methods" in first
     assert "F(2, 42) = 6.29, p = 0.004" in first
     assert "Friedman χ²(2) = 11.14, p = 0.004" in first
     assert "effect is separated from the method effect" in first
@@ -89,7 +89,7 @@ def test_platform_effect_hidden_by_configurations_is_found() -> None:
     rows = []
     for backend, shift in (("local", 0.0), ("vertex", -0.02), ("azure", 0.0)):
         for i, b in enumerate(base):
-            rows.append({"backend": backend, "config_index": i,
+            rows.append({"backend": backend, "p_config_index": i,
                          "objective": b + shift + rng.normal(0, 0.003)})  # fmt: skip
     df = pd.DataFrame(rows)
     r = blocked_compare(df, "objective")
@@ -115,7 +115,7 @@ def test_too_few_blocks_and_bad_columns_are_sentences(rounding) -> None:
     one = rounding[rounding["player"] == 1]
     r = blocked_compare(one, "seconds", group="method", block="player")
     assert np.isnan(r.p_anova)
-    assert "needs two or more method groups measured on the same two or more" in r.warnings[-1]
+    assert "needs two or more methods measured on the same two or more players" in r.warnings[-1]
     with pytest.raises(StatsError, match="block column 'config'"):
         blocked_compare(rounding, "seconds", group="method", block="config")
 

@@ -331,7 +331,7 @@ def test_welch_is_chosen_for_unequal_variances_with_normal_groups() -> None:
     assert m.chosen_test == "welch"
     assert m.choice_reason.startswith("Welch's ANOVA was chosen: the spread differs")
     assert m.posthoc_name == "games_howell"
-    assert m.conclusion.startswith("Time to completion differs between platforms (Welch's F(2, ")
+    assert m.conclusion.startswith("Time per trial differs between platforms (Welch's F(2, ")
     assert "Azure ML was fastest" in m.conclusion
 
 
@@ -531,7 +531,7 @@ def test_block_design_with_seed_as_block() -> None:
     assert t.loc["platform", "sum_sq"] == pytest.approx(m.anova.ss_between, rel=1e-10)
     assert t.loc["platform", "p"] < 1e-6 < m.anova.p  # the block removes the seed noise
     assert m.two_way.conclusions[0].startswith(
-        "Time to completion differs between platforms with seed as a block (F(2, 14) = "
+        "Time per trial differs between platforms with seed as a block (F(2, 14) = "
     )
 
 
@@ -587,14 +587,14 @@ def test_study_table_layout_and_words() -> None:
     cmp = compare(study_like(), ["duration_s", "objective"])
     table = cmp.table()
     assert list(table.columns) == TABLE_COLUMNS
-    assert table["Analysis"].tolist() == ["Time to completion", "Accuracy"]
+    assert table["Analysis"].tolist() == ["Time per trial", "Accuracy"]
     assert table["F-statistic (df)"].str.endswith("(2, 57)").all()
     time_m = cmp.metrics["duration_s"]
     assert table.loc[0, "F-statistic (df)"] == f"{time_m.anova.f:.2f} (2, 57)"
     assert table.loc[0, "p-value"] == format_p(time_m.anova.p)
     assert table["Conclusion"].tolist() == ["Significant", "Not significant"]
     assert time_m.conclusion.startswith(
-        f"Time to completion differs between platforms (F(2, 57) = {time_m.anova.f:.2f}, "
+        f"Time per trial differs between platforms (F(2, 57) = {time_m.anova.f:.2f}, "
     )
     assert "; Vertex AI was fastest" in time_m.conclusion
     assert cmp.metrics["objective"].conclusion.startswith(
@@ -686,8 +686,8 @@ def test_fewer_than_two_groups_is_a_sentence() -> None:
     m = compare(df, "duration_s").metrics["duration_s"]
     assert m.anova is None and m.chosen_test is None
     assert m.conclusion == (
-        "Time to completion cannot be compared: the tests need at least two platforms with two "
-        "or more trials each, and only Local qualifies."
+        "Time per trial cannot be compared: the tests need at least two platforms with two or "
+        "more trials each, and only Local qualifies."
     )
     assert compare(df, "duration_s").table().loc[0].tolist()[1:3] == ["—", "—"]
 

@@ -62,17 +62,77 @@ def test_steps_through_every_slide_without_an_exception(store: Store) -> None:
     assert downloads == ["PNG", "SVG"]
 
 
-def test_picker_changes_the_study_and_reference_is_labelled(store: Store) -> None:
+def test_picker_changes_the_runs_and_reference_is_labelled(store: Store) -> None:
     seed_store(store, n_trials=4)
     other = seed_store(store, n_trials=4, name="second-study")
+    first = [r.id for r in store.list_runs() if r.study_id != other]
     at = _present()
-    at.selectbox[0].select(other).run()
-    _ok(at)
+    # the newest study with trials is picked; the picker lists the runs of every study
+    assert sorted(at.multiselect[0].value) == sorted(r.id for r in store.list_runs(other))
     assert at.title[0].value.replace("\\", "") == "second-study"
+    at.multiselect[0].set_value(first).run()
+    _ok(at)
+    assert at.title[0].value.replace("\\", "") == "seeded-study"
     at.toggle[0].set_value(True).run()
     _button(at, "Next").click().run()
     _ok(at)
     assert at.title[0].value == "Time"
     captions = " ".join(c.value.replace("\\", "") for c in at.caption)
     assert "reference figures, not measured here" in captions
-    assert at.session_state["present_study"] == other
+    assert sorted(at.session_state["present_runs"]) == sorted(first)
+    # back on the first screen the choice is still there
+    _button(at, "Previous").click().run()
+    assert sorted(at.multiselect[0].value) == sorted(first)
+
+
+def _local_strategy_study(store: Store) -> int:
+    """One study, two local runs (random and hyperband) at $0/h, 4 trials each."""
+    from tests.seed import SEED_SPEC
+
+    study = store.create_study({**SEED_SPEC, "name": "local-strategies"})
+    for i, strategy in enumerate(("random", "hyperband")):
+        spec = {**SEED_SPEC, "strategy": strategy, "budget": {"max_trials": 4, "epochs": 1}}
+        run = store.create_run(study, "local", spec=spec, settings={"rate_per_hour": 0.0})
+        store.set_run_status(run, "running")
+        for n in range(4):
+            store.upsert_trial(
+                run,
+                f"t{n}",
+                number=n,
+                params={"learning_rate": 0.01 * (n + 1), "batch_size": 32, "dropout_rate": 0.3},
+                status="completed",
+                objective=0.80 + 0.03 * n + 0.05 * i,
+                duration_s=10.0 + n + 4 * i,
+                cost_usd=0.0,
+                started_at=1000.0 + 20 * n,
+                ended_at=1010.0 + 20 * n + n,
+            )
+        store.set_run_status(run, "completed")
+    return study
+
+
+def test_local_study_grouped_by_strategy_has_findings(store: Store) -> None:
+    _local_strategy_study(store)
+    at = _present()
+    _ok(at)
+    group = next(s for s in at.selectbox if s.label == "Group by")
+    assert "Strategy" in group.options and "Instance type" in group.options
+    group.set_value("strategy").run()
+    _ok(at)
+    findings = {}
+    while not _button(at, "Next").disabled:
+        _button(at, "Next").click().run()
+        _ok(at)
+        title = at.title[0].value
+        findings[title] = " ".join(m.value.replace("\\", "") for m in at.markdown)
+        if title in ("Time", "Accuracy"):
+            what = "best accuracy" if title == "Accuracy" else "time to completion per run"
+            assert sorted(m.label for m in at.metric) == [f"hyperband: {what}", f"random: {what}"]
+            unit = "%" if title == "Accuracy" else "s"
+            assert all(unit in m.value for m in at.metric), [m.value for m in at.metric]
+    assert "between strategies" in findings["Time"]
+    assert "between strategies" in findings["Accuracy"]
+    assert "Settings" in findings["Cost"]  # free local runs: it says why there is no cost
+    assert "Strategies compared" in findings["Statistics"]
+    assert "strategys" not in " ".join(findings.values())
+    assert at.table, "the statistics slide shows its table"

@@ -9,11 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis.selection import spec_differences, warmup_warnings
 from core.analysis.stats import Direction, StatsError, compare
-from core.analysis.views import (
-    compare_frame,
-    run_totals,
-)
+from core.analysis.views import compare_frame, cost_note, run_totals, single_run_note
 from core.store import RunRow, Store, StudyRow
 
 log = logging.getLogger(__name__)
@@ -46,6 +44,9 @@ class StudyReport:
         comparison: the statistics (None when nothing can be compared yet).
         stats_note: why there is no comparison, when there is none.
         include_reference: whether the published study's figures are shown as a reference.
+        cost_note: why cost is not compared (every run free at $0/h), or "".
+        notes: other sentences for the reader (runs outside the study, warm-up, spec
+            differences).
         generated_at: when the report was made (epoch seconds).
     """
 
@@ -61,7 +62,17 @@ class StudyReport:
     comparison: Any | None
     stats_note: str = ""
     include_reference: bool = False
+    cost_note: str = ""
+    notes: list[str] = field(default_factory=list)
     generated_at: float = field(default_factory=time.time)
+
+    @property
+    def title(self) -> str:
+        """The study's name, or what the chosen runs come from when they span studies."""
+        studies = sorted({r.study_id for r in self.runs})
+        if len(studies) <= 1:
+            return self.study.name
+        return f"{len(self.runs)} runs from studies " + ", ".join(str(s) for s in studies)
 
     @property
     def metrics(self) -> list[str]:
@@ -71,7 +82,9 @@ class StudyReport:
         return [
             m
             for m in METRICS
-            if m in self.done and pd.to_numeric(self.done[m], errors="coerce").notna().any()
+            if m in self.done
+            and pd.to_numeric(self.done[m], errors="coerce").notna().any()
+            and not (m == "cost_usd" and self.cost_note)
         ]
 
     @property
@@ -80,6 +93,13 @@ class StudyReport:
         if self.trials.empty:
             return []
         return [str(g) for g in pd.unique(self.trials[self.group].astype(str))]
+
+    @property
+    def domain(self) -> list[str]:
+        """The groups in the order every chart colours them (the same as Compare's)."""
+        from core.analysis.charts import group_domain
+
+        return group_domain(self.trials[self.group]) if not self.trials.empty else []
 
     @property
     def show_reference(self) -> bool:
@@ -121,17 +141,20 @@ def _compare(report: StudyReport) -> tuple[Any | None, str]:
 
 def load_report(
     store: Store,
-    study_id: int,
+    study_id: int | None = None,
     *,
+    run_ids: list[int] | None = None,
     group: str = "platform",
     alpha: float = 0.05,
     include_reference: bool = False,
 ) -> StudyReport:
-    """Read a study's runs and trials and compute its comparison.
+    """Read a study's runs (or any chosen runs) and trials and compute their comparison.
 
     Args:
         store: the result store.
-        study_id: the study's id.
+        study_id: the study's id (every run of it), unless ``run_ids`` is given.
+        run_ids: the runs to report on, from one study or several (the newest one's study
+            names the report).
         group: the column the trials are grouped by (platform, strategy, instance_type...).
         alpha: the significance level, 0 < alpha < 1.
         include_reference: show the published study's figures as a labelled reference.
@@ -140,35 +163,51 @@ def load_report(
         The gathered report data.
 
     Raises:
-        NotFound: no such study.
-        StatsError: the grouping column does not exist or alpha is out of range.
+        NotFound: no such study or run.
+        StatsError: the grouping column does not exist, alpha is out of range, or neither a
+            study nor runs were given.
     """
-    study = store.get_study(study_id)
+
     if not 0 < alpha < 1:
         raise StatsError(f"alpha must be between 0 and 1 (got {alpha!r}); 0.05 is usual.")
-    trials = compare_frame(store, study_id=study.id)
+    if run_ids:
+        runs = sorted((store.get_run(int(r)) for r in set(run_ids)), key=lambda r: r.id)
+        study = store.get_study(max(r.study_id for r in runs))
+        trials = compare_frame(store, run_ids=[r.id for r in runs])
+    elif study_id is not None:
+        study = store.get_study(study_id)
+        runs = sorted(store.list_runs(study.id), key=lambda r: r.id)
+        trials = compare_frame(store, study_id=study.id)
+    else:
+        raise StatsError("Name a study (its id or name) or the runs to report on.")
     if not trials.empty and group not in trials.columns:
         raise StatsError(
             f"The grouping column '{group}' is not in the trial table; use one of platform, "
-            "backend, instance_type or strategy."
+            "strategy, instance_type, run_id, study_id or a parameter (p_learning_rate...)."
         )
-    goal, objective_name = _objective_words(study.spec)
+    goal, objective_name = _objective_words(runs[0].spec if runs else study.spec)
     done = trials
     if not trials.empty:
         objective = pd.to_numeric(trials["objective"], errors="coerce")
         done = trials[(trials["status"] == "completed") & objective.notna()]
+    totals = run_totals(store, trials, group)
+    diff = spec_differences(runs)
+    notes = [*diff.warnings, *diff.lines, *warmup_warnings(runs)]
+    single = single_run_note(totals, group)
     report = StudyReport(
         study=study,
-        runs=sorted(store.list_runs(study.id), key=lambda r: r.id),
+        runs=runs,
         trials=trials,
         done=done,
         group=group,
         alpha=alpha,
         goal=goal,
         objective_name=objective_name,
-        totals=run_totals(store, trials, group),
+        totals=totals,
         comparison=None,
         include_reference=include_reference,
+        cost_note=cost_note(trials, runs) or "",
+        notes=[*notes, *([single] if single else [])],
     )
     report.comparison, report.stats_note = _compare(report)
     return report

@@ -24,20 +24,18 @@ from core.analysis.report.gather import (
 from core.analysis.report.tables import (
     best_table,
     descriptives_table,
+    detail_sections,
     forecast_table,
     group_title,
-    posthoc_frame,
     reference_totals,
     runs_table,
     setup_items,
-    shapiro_frame,
     space_table,
-    spread_sentence,
     totals_table,
     trials_table,
     when_text,
 )
-from core.analysis.stats import POSTHOC_TITLES
+from core.analysis.stats import group_words
 from core.analysis.views import (
     PUBLISHED_REFERENCE,
     PUBLISHED_SOURCE,
@@ -55,16 +53,22 @@ def charts(report: StudyReport) -> list[tuple[str, str, Any]]:
     """The report's charts as (key, caption, Altair chart): per-trial distributions, then totals."""
     out: list[tuple[str, str, Any]] = []
     names = {"duration_s": "Time", "cost_usd": "Cost", "objective": report.objective_name}
-    for metric in METRICS:
+    domain = report.domain
+    metrics = [m for m in METRICS if not (m == "cost_usd" and report.cost_note)]
+    for metric in metrics:
         title = f"{names[metric]} per trial"
-        chart = ch.metric_distribution(report.done, metric, report.group, title=title)
+        chart = ch.metric_distribution(
+            report.done, metric, report.group, title=title, domain=domain
+        )
         out.append((metric, f"{title}: box from quartiles, one dot a trial.", chart))
     reference = None
     if report.show_reference:
         reference = PUBLISHED_REFERENCE
-    for metric in METRICS:
+    for metric in metrics:
         total = TOTALS[metric]
-        chart = ch.run_totals_bar(report.totals, total, report.group, reference=reference)
+        chart = ch.run_totals_bar(
+            report.totals, total, report.group, reference=reference, domain=domain
+        )
         caption = f"{ch.title_for(total)} per {group_title(report.group).lower()}."
         if metric == "objective":
             caption = (
@@ -167,7 +171,7 @@ def _section(key: str, title: str, body: str, cls: str = "") -> str:
 def _header(report: StudyReport) -> str:
     n_done, n_all = len(report.done), len(report.trials)
     meta = (
-        f"Study {report.study.id} · {n_done} completed trials of {n_all} · grouped by "
+        f"Study {', '.join(str(i) for i in sorted({r.study_id for r in report.runs}) or [report.study.id])} · {n_done} completed trials of {n_all} · grouped by "
         f"{group_title(report.group).lower()} · α = {report.alpha:g} · made "
         f"{when_text(report.generated_at)} by CloudTune"
     )
@@ -184,7 +188,7 @@ def _header(report: StudyReport) -> str:
         toc.insert(3, ("reference", "Published study (reference)"))
     links = "".join(f'<li><a href="#{k}">{_e(t)}</a></li>' for k, t in toc)
     return (
-        f'<header><h1>{_e(report.study.name)}</h1><p class="meta">{_e(meta)}</p>'
+        f'<header><h1>{_e(report.title)}</h1><p class="meta">{_e(meta)}</p>'
         f'<nav class="toc"><ol>{links}</ol></nav></header>'
     )
 
@@ -194,7 +198,9 @@ def _setup_html(report: StudyReport) -> str:
     return _section(
         "setup",
         "Setup",
-        f'<dl class="setup">{items}</dl><h3>Search space</h3>'
+        f'<dl class="setup">{items}</dl>'
+        + ("<h3>Notes</h3>" + _list(report.notes) if report.notes else "")
+        + "<h3>Search space</h3>"
         + frame_html(space_table(report.study.spec))
         + "<h3>Runs</h3>"
         + frame_html(runs_table(report)),
@@ -203,12 +209,14 @@ def _setup_html(report: StudyReport) -> str:
 
 def _charts_html(report: StudyReport) -> str:
     figures = [_figure(k, c, ch, i) for i, (k, c, ch) in enumerate(charts(report))]
+    half = len(figures) // 2
+    note = f'<p class="note">{_e(report.cost_note)}</p>' if report.cost_note else ""
     body = (
-        '<div class="charts">' + "".join(figures[:3]) + "</div>"
+        note + '<div class="charts">' + "".join(figures[:half]) + "</div>"
         "<h3>Totals</h3>"
         + frame_html(totals_table(report))
         + '<div class="charts">'
-        + "".join(figures[3:])
+        + "".join(figures[half:])
         + "</div>"
     )
     return _section("charts", "Time, cost and accuracy", body, "break")
@@ -220,7 +228,7 @@ def _statistics_html(report: StudyReport) -> str:
         return _section("statistics", "Statistics", f'<p class="note">{_e(report.stats_note)}</p>')
     reasons = [f"{m.info.name}: {m.choice_reason}" for m in cmp.metrics.values() if m.choice_reason]
     body = (
-        f'<p class="lead">Each metric compared between {_e(group_title(report.group).lower())}s '
+        f'<p class="lead">Each metric compared between {_e(group_words(report.group)[1])} '
         f"over the completed trials, at α = {report.alpha:g}, in the published study's layout.</p>"
         + frame_html(cmp.table(), "stats")
         + "<h3>What it means</h3>"
@@ -246,25 +254,14 @@ def _reference_html(report: StudyReport) -> str:
 
 
 def _checks_html(report: StudyReport) -> str:
-    cmp = report.comparison
-    if cmp is None:
-        return _section("checks", "Assumption checks and post-hoc comparisons", "")
     parts = []
-    for m in cmp.metrics.values():
-        parts.append(f"<h3>{_e(m.info.name)}</h3>")
-        if m.shapiro is not None and not m.shapiro.empty:
-            parts.append("<h4>Normality within each group (Shapiro–Wilk)</h4>")
-            parts.append(frame_html(shapiro_frame(m)))
-        parts.append(f"<p>{_e(spread_sentence(m))}</p>")
-        if m.choice_reason:
-            parts.append(f"<p>{_e(m.choice_reason)}</p>")
-        if m.posthoc is not None:
-            title = POSTHOC_TITLES.get(m.posthoc_name or "", "Post-hoc")
-            what = "mean-rank difference" if m.posthoc_name == "dunn" else "difference of means"
-            parts.append(f"<h4>Post-hoc comparisons: {_e(title)} ({_e(what)})</h4>")
-            parts.append(frame_html(posthoc_frame(m)))
-        elif m.conclusion:
-            parts.append(f'<p class="note">{_e(m.conclusion)}</p>')
+    for section in detail_sections(report.comparison, report.group, report.alpha)[1:]:
+        level = "h4" if section.table is not None else "h3"
+        parts.append(f"<{level}>{_e(section.title)}</{level}>")
+        if section.text:
+            parts.append(f"<p>{_e(section.text)}</p>")
+        if section.table is not None:
+            parts.append(frame_html(section.table))
     return _section("checks", "Assumption checks and post-hoc comparisons", "".join(parts), "break")
 
 
@@ -369,7 +366,7 @@ def render_html(report: StudyReport) -> str:
         _forecast_html(report),
         _trials_html(report),
     ]
-    title = f"{report.study.name}: CloudTune report"
+    title = f"{report.title}: CloudTune report"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -380,8 +377,9 @@ def render_html(report: StudyReport) -> str:
 
 def build_report(
     store: Store,
-    study_id: int,
+    study_id: int | None = None,
     *,
+    run_ids: list[int] | None = None,
     group: str = "platform",
     alpha: float = 0.05,
     include_reference: bool = False,
@@ -390,7 +388,8 @@ def build_report(
 
     Args:
         store: the result store.
-        study_id: the study's id.
+        study_id: the study's id (every run of it), unless ``run_ids`` is given.
+        run_ids: the runs to report on, from one study or several.
         group: the grouping column (platform, strategy, instance_type...).
         alpha: the significance level.
         include_reference: add the published study's figures as a labelled reference.
@@ -403,7 +402,12 @@ def build_report(
         StatsError: the grouping column does not exist or alpha is out of range.
     """
     report = load_report(
-        store, study_id, group=group, alpha=alpha, include_reference=include_reference
+        store,
+        study_id,
+        run_ids=run_ids,
+        group=group,
+        alpha=alpha,
+        include_reference=include_reference,
     )
     return render_html(report)
 

@@ -22,13 +22,16 @@ from core.analysis import charts as ch
 from core.analysis.report.gather import REFERENCE_LABEL, TOTALS, StudyReport
 from core.analysis.report.html import projector_ready
 from core.analysis.report.tables import (
+    DetailSection,
     best_table,
+    detail_sections,
     fmt_number,
     fmt_usd,
     group_title,
     setup_items,
     space_table,
 )
+from core.analysis.stats import group_words
 from core.analysis.views import PUBLISHED_REFERENCE, PUBLISHED_STATS, format_duration
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class Slide:
         table: a DataFrame of display strings, or None.
         bullets: extra sentences (conclusions, setup lines).
         reference: a line with the published study's figure, labelled as a reference.
+        details: the statistics' readable details (descriptives, checks, post-hoc).
     """
 
     key: str
@@ -57,6 +61,7 @@ class Slide:
     table: pd.DataFrame | None = None
     bullets: list[str] = field(default_factory=list)
     reference: str = ""
+    details: list[DetailSection] = field(default_factory=list)
 
 
 def _metric_finding(report: StudyReport, metric: str, fallback: str) -> str:
@@ -66,8 +71,27 @@ def _metric_finding(report: StudyReport, metric: str, fallback: str) -> str:
     return report.stats_note or fallback
 
 
+FIGURE_WORDS = {
+    "wall_h": "time to completion per run",
+    "total_cost_usd": "total cost",
+    "best_objective": "best",
+}
+"""What each slide's big figure is, after the group's name ("random: total cost")."""
+
+
 def _figures(report: StudyReport, column: str, fmt: Any) -> list[tuple[str, str]]:
-    return [(str(r[report.group]), fmt(r[column])) for _, r in report.totals.iterrows()]
+    """Big numbers, each labelled with its group and what it measures, its value with a unit."""
+    what = FIGURE_WORDS[column]
+    if column == "best_objective":
+        what = f"best {report.objective_name.lower()}"
+    return [(f"{r[report.group]}: {what}", fmt(r[column])) for _, r in report.totals.iterrows()]
+
+
+def _objective_text(report: StudyReport) -> Any:
+    """Accuracies as percentages ("95.1 %"), any other objective as a plain number."""
+    if report.objective_name == "Accuracy":
+        return lambda v: "–" if pd.isna(v) else f"{float(v):.1%}".replace("%", " %")
+    return fmt_number
 
 
 def _reference_line(column: str) -> str:
@@ -88,16 +112,20 @@ def _metric_slide(report: StudyReport, key: str, metric: str, title: str) -> Sli
     fmt = {
         "wall_h": lambda v: format_duration(float(v) * 3600),
         "total_cost_usd": fmt_usd,
-        "best_objective": fmt_number,
+        "best_objective": _objective_text(report),
     }[total]
+    finding = _metric_finding(report, metric, f"No completed trials with {title.lower()} yet.")
+    if metric == "cost_usd" and report.cost_note:
+        finding = report.cost_note
+    chart = ch.metric_distribution(
+        report.done, metric, report.group, title=f"{title} per trial", domain=report.domain
+    )
     return Slide(
         key=key,
         title=title,
-        finding=_metric_finding(report, metric, f"No completed trials with {title.lower()} yet."),
+        finding=finding,
         figures=_figures(report, total, fmt),
-        chart=projector_ready(
-            ch.metric_distribution(report.done, metric, report.group, title=f"{title} per trial")
-        ),
+        chart=None if metric == "cost_usd" and report.cost_note else projector_ready(chart),
         reference=_reference_line(total) if report.show_reference else "",
     )
 
@@ -115,9 +143,9 @@ def slides(report: StudyReport) -> list[Slide]:
     who = ", ".join(groups) if groups else "no platform yet"
     setup = Slide(
         key="setup",
-        title=report.study.name,
+        title=report.title,
         finding=f"{len(report.done)} completed trials on {who}.",
-        bullets=[f"{k}: {v}" for k, v in setup_items(report)],
+        bullets=[f"{k}: {v}" for k, v in setup_items(report)] + report.notes,
         table=space_table(report.study.spec),
     )
     cmp = report.comparison
@@ -125,12 +153,13 @@ def slides(report: StudyReport) -> list[Slide]:
         key="statistics",
         title="Statistics",
         finding=(
-            f"{group_title(report.group)}s compared at α = {report.alpha:g}."
+            f"{group_words(report.group)[1].capitalize()} compared at α = {report.alpha:g}."
             if cmp is not None
             else report.stats_note
         ),
         table=cmp.table() if cmp is not None else None,
         bullets=list(cmp.conclusions()) if cmp is not None else [],
+        details=detail_sections(cmp, report.group, report.alpha),
         reference=(
             f"{REFERENCE_LABEL}: "
             + "; ".join(

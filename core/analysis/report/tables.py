@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ import pandas as pd
 
 from core.analysis.posthoc import fmt_df
 from core.analysis.report.gather import MAX_TRIAL_ROWS, StudyReport
-from core.analysis.stats import format_p
+from core.analysis.selection import SPEC_FIELDS, budget_text, spec_differences, values_text
+from core.analysis.stats import NORMALITY_BAD_P, POSTHOC_TITLES, TEST_TITLES, format_p
 from core.analysis.views import (
     PUBLISHED_REFERENCE,
     format_duration,
@@ -60,10 +62,10 @@ def _param_text(value: Any) -> str:
 
 
 def group_title(group: str) -> str:
-    """The column header of the grouping column."""
-    return {"platform": "Platform", "instance_type": "Instance type"}.get(
-        group, group.replace("_", " ").capitalize()
-    )
+    """The column header of the grouping column ("Instance type", "Optimizer" for p_optimizer)."""
+    from core.analysis.charts import title_for
+
+    return title_for(group)
 
 
 def _run_actuals(run: RunRow, trials: pd.DataFrame) -> tuple[float | None, float | None]:
@@ -98,23 +100,13 @@ def _range(low: Any, high: Any, fmt: Any) -> str:
 
 
 def setup_items(report: StudyReport) -> list[tuple[str, str]]:
-    """The study's setup as (label, value) lines: strategy, objective, budget, dataset, platforms."""
-    spec = report.study.spec
-    budget = spec.get("budget") or {}
-    dataset = spec.get("dataset") or {}
-    objective = spec.get("objective") or {}
-    caps = []
-    if budget.get("max_minutes") is not None:
-        caps.append(f"stop after {budget['max_minutes']:g} min")
-    if budget.get("max_cost_usd") is not None:
-        caps.append(f"stop before ${budget['max_cost_usd']:g}")
-    data_bits = [str(dataset.get("name", "?"))]
-    if dataset.get("subset"):
-        data_bits.append(f"first {dataset['subset']} examples")
-    if dataset.get("validation_split") is not None:
-        data_bits.append(f"{float(dataset['validation_split']):.0%} held out for validation")
-    if dataset.get("path"):
-        data_bits.append(f"from {dataset['path']}")
+    """The setup of every run as (label, value) lines: what the runs share once, and what
+    differs with each run's value (strategy, objective, budget, dataset, space, seed...)."""
+    if not report.runs:
+        return [*_spec_items(report.study.spec), ("Platforms and instance types", "no runs yet")]
+    diff = spec_differences(report.runs)
+    items = [(label, value) for label, value in diff.same if label != "Search space"]
+    items += [(label, values_text(values)) for label, _k, values in diff.differs]
     platforms = sorted(
         {
             f"{platform_label(r.backend)} ({r.instance_type})"
@@ -123,21 +115,16 @@ def setup_items(report: StudyReport) -> list[tuple[str, str]]:
             for r in report.runs
         }
     )
+    runs = ", ".join(str(r.id) for r in report.runs)
+    return [("Runs", runs), *items, ("Platforms and instance types", "; ".join(platforms))]
+
+
+def _spec_items(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """A single spec's setup lines (a study with no runs yet)."""
     return [
-        ("Strategy", str(spec.get("strategy", "?"))),
-        (
-            "Objective",
-            f"{objective.get('goal', 'max')}imise {objective.get('metric', 'val_accuracy')}",
-        ),
-        (
-            "Budget",
-            f"{budget.get('max_trials', '?')} trials, {budget.get('parallel_trials', 1)} at a "
-            f"time, {budget.get('epochs', '?')} epochs each"
-            + (f"; {', '.join(caps)}" if caps else ""),
-        ),
-        ("Dataset", ", ".join(data_bits)),
-        ("Seed", str(spec.get("seed", "–"))),
-        ("Platforms and instance types", "; ".join(platforms) if platforms else "no runs yet"),
+        (label, text(spec))
+        for label, (_key, text) in SPEC_FIELDS.items()
+        if label != "Search space"
     ]
 
 
@@ -160,7 +147,9 @@ def space_table(spec: dict[str, Any]) -> pd.DataFrame:
 
 
 def runs_table(report: StudyReport) -> pd.DataFrame:
-    """One row per run: platform, instance type, strategy, status, trials, start, end, wall."""
+    """One row per run: study, platform, instance type, strategy, dataset, epochs, status,
+    trials, start, wall time and cost."""
+    dataset_text = SPEC_FIELDS["Dataset"][1]
     rows = []
     for run in report.runs:
         part = report.trials[report.trials["run_id"] == run.id] if len(report.trials) else None
@@ -169,9 +158,12 @@ def runs_table(report: StudyReport) -> pd.DataFrame:
         rows.append(
             [
                 str(run.id),
+                str(run.study_id),
                 platform_label(run.backend),
                 run.instance_type or "–",
                 str(run.spec.get("strategy", "–")),
+                dataset_text(run.spec),
+                budget_text(run.spec),
                 run.status,
                 f"{done} of {run.max_trials or '?'}",
                 when_text(run.started_at),
@@ -179,7 +171,8 @@ def runs_table(report: StudyReport) -> pd.DataFrame:
                 fmt_usd(cost),
             ]
         )
-    columns = ["Run", "Platform", "Instance type", "Strategy", "Status", "Completed trials"]
+    columns = ["Run", "Study", "Platform", "Instance type", "Strategy", "Dataset", "Budget"]
+    columns += ["Status", "Completed trials"]
     return pd.DataFrame(rows, columns=[*columns, "Started", "Wall time", "Cost"])
 
 
@@ -283,9 +276,13 @@ def trials_table(report: StudyReport, limit: int = MAX_TRIAL_ROWS) -> pd.DataFra
 
 def descriptives_table(report: StudyReport) -> pd.DataFrame:
     """Per metric and group: n, mean, sd, median, min, max and the confidence interval."""
-    cmp = report.comparison
-    level = f"{1 - report.alpha:.0%} CI of the mean"
-    columns = ["Metric", group_title(report.group), "n", "Mean", "SD", "Median", "Min", "Max"]
+    return descriptives_frame(report.comparison, report.group, report.alpha)
+
+
+def descriptives_frame(cmp: Any, group: str, alpha: float) -> pd.DataFrame:
+    """A comparison's descriptives as display strings (see :func:`descriptives_table`)."""
+    level = f"{1 - alpha:.0%} CI of the mean"
+    columns = ["Metric", group_title(group), "n", "Mean", "SD", "Median", "Min", "Max"]
     if cmp is None:
         return pd.DataFrame(columns=[*columns, level])
     rows = []
@@ -312,11 +309,29 @@ def shapiro_frame(m: Any) -> pd.DataFrame:
             str(int(r["n"])),
             fmt_number(r["W"], 3),
             _p_text(r["p"], m.alpha),
-            r["note"] or ("departs from normal" if r["p"] < m.alpha else "normal enough"),
+            _reading(r["note"], r["p"], m.alpha),
         ]
         for _, r in m.shapiro.iterrows()
     ]
     return pd.DataFrame(rows, columns=["Group", "n", "W", "p", "Reading"])
+
+
+def _reading(note: Any, p: Any, alpha: float) -> str:
+    """What one Shapiro–Wilk row says: its note where the test was not run, else the verdict.
+
+    A missing note can be None or NaN (pandas stores text columns with NaN for missing).
+    """
+    if isinstance(note, str) and note:
+        return note
+    try:
+        x = float(p)
+    except (TypeError, ValueError):
+        return "not run"
+    if not math.isfinite(x):
+        return "not run"
+    if x < NORMALITY_BAD_P:
+        return "far from normal"
+    return "mild departure from normal" if x < alpha else "no departure from normal"
 
 
 def posthoc_frame(m: Any) -> pd.DataFrame:
@@ -372,3 +387,84 @@ def reference_totals() -> pd.DataFrame:
             "Best accuracy": [f"{a:.1%}" for a in ref["best_objective"]],
         }
     )
+
+
+# ----------------------------------------------------------------------------- details
+
+
+@dataclass
+class DetailSection:
+    """One block of the statistics' details: a heading, a sentence and a table of strings."""
+
+    title: str
+    text: str = ""
+    table: pd.DataFrame | None = None
+
+
+def tests_frame(m: Any) -> pd.DataFrame:
+    """One metric's tests, readable: Test | Statistic (df) | p | Effect size | Reading.
+
+    The chosen test is marked "(used)"; the equal-spread tests read "similar" or "differs".
+    """
+    rows = []
+    effects = {
+        "anova": lambda r: f"η² = {fmt_number(r.eta_sq, 3)}, ω² = {fmt_number(r.omega_sq, 3)}",
+        "welch": lambda r: "–",
+        "kruskal": lambda r: f"ε² = {fmt_number(r.epsilon_sq, 3)}",
+    }
+    for name in ("anova", "welch", "kruskal"):
+        res = getattr(m, name, None)
+        if res is None:
+            continue
+        title = TEST_TITLES[name] + (" (used)" if name == m.chosen_test else "")
+        verdict = "significant" if res.p < m.alpha else "not significant"
+        rows.append([title, res.text(), _p_text(res.p, m.alpha), effects[name](res), verdict])
+    for title, res in (
+        ("Levene (spread)", m.levene),
+        ("Brown–Forsythe (spread)", m.brown_forsythe),
+    ):
+        if res is None:
+            continue
+        stat = f"F({fmt_df(res.df_num)}, {fmt_df(res.df_den)}) = {fmt_number(res.statistic, 2)}"
+        verdict = "spread differs" if res.p < m.alpha else "spread similar"
+        rows.append([title, stat, _p_text(res.p, m.alpha), "–", verdict])
+    return pd.DataFrame(rows, columns=["Test", "Statistic (df)", "p", "Effect size", "Reading"])
+
+
+def detail_sections(cmp: Any, group: str, alpha: float) -> list[DetailSection]:
+    """The statistics' details as readable sections, the same on Compare, Present and in the
+    report: descriptives, then per metric the normality checks, the tests and the post-hoc.
+
+    Args:
+        cmp: a :class:`core.analysis.stats.Comparison` (None gives no sections).
+        group: its grouping column.
+        alpha: its significance level.
+
+    Returns:
+        Sections whose tables hold display strings only (no internal names, no None).
+    """
+    if cmp is None:
+        return []
+    out = [
+        DetailSection(
+            "Descriptive statistics",
+            f"{1 - alpha:.0%} confidence interval of the mean.",
+            descriptives_frame(cmp, group, alpha),
+        )
+    ]
+    for m in cmp.metrics.values():
+        out.append(DetailSection(m.info.name, m.choice_reason or m.conclusion))
+        if m.shapiro is not None and not m.shapiro.empty:
+            out.append(
+                DetailSection("Normality within each group (Shapiro–Wilk)", "", shapiro_frame(m))
+            )
+        tests = tests_frame(m)
+        if not tests.empty:
+            out.append(DetailSection("Tests", spread_sentence(m), tests))
+        if m.posthoc is not None:
+            title = POSTHOC_TITLES.get(m.posthoc_name or "", "Post-hoc")
+            what = "mean-rank difference" if m.posthoc_name == "dunn" else "difference of means"
+            out.append(
+                DetailSection(f"Post-hoc comparisons: {title} ({what})", "", posthoc_frame(m))
+            )
+    return out
