@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.backends.base import get_backend
+from core.errors import BackendError, CloudTuneError
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,13 @@ def register(sub: Any) -> None:
     p.add_argument("job", help="the job's name (Azure, SageMaker) or resource name (Vertex)")
     p.add_argument("--backend", required=True, choices=["sagemaker", "vertex", "azure"])
     p.add_argument("--study", help="study id or name to add the run to (default: a new one)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a backend setting for this run (e.g. region=us-east-1); repeatable",
+    )
     p.set_defaults(func=cmd_import_job)
 
 
@@ -128,42 +136,48 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Import trials from CSV; bad rows reported by line, good rows kept."""
-    from pathlib import Path
+    """Import trials from CSV; bad rows reported by line, good rows kept, all in one go."""
+    from core.store.csv_import import import_csv_as_run
 
     store = Store(args.db)
     if args.run is not None:
         run_id = store.get_run(args.run).id
+        report = store.import_trials_csv(run_id, args.csv)
     else:
-        if args.study:
-            study_id = store.get_study(args.study).id
-        else:
-            name = args.name or Path(args.csv).stem
-            study_id = store.create_study(
-                {"name": name, "space": [], "strategy": "random", "imported_from": args.csv}
-            )
-        run_id = store.create_run(study_id, args.backend, spec={"name": "imported"})
-    report = store.import_trials_csv(run_id, args.csv)
-    if report.added and args.run is None:
-        store.set_run_status(run_id, "completed", detail="imported")
-    print(f"imported {report.added} trial{'s' if report.added != 1 else ''} into run {run_id}")
+        study_id = store.get_study(args.study).id if args.study else None
+        run_id, report = import_csv_as_run(
+            store, args.csv, study_id=study_id, name=args.name, backend=args.backend
+        )
+    plural = "s" if report.added != 1 else ""
+    print(f"imported {report.added} trial{plural} into run {run_id} ({report.summary()})")
     for _line, message in report.errors:
         print(f"  skipped {message}")
     return 1 if report.errors else 0
 
 
 def cmd_import_job(args: argparse.Namespace) -> int:
-    """Attach a cloud job to a new run and read its trials."""
+    """Attach a cloud job to a new run and read its trials; on any error the run is failed."""
+    from core.cli.specs import parse_settings
+
     store = Store(args.db)
     settings = store.settings_with_prefix(f"{args.backend}.")
+    settings.update(parse_settings(args.set))
+    backend: Any = get_backend(args.backend, store)
     study_id = (
         store.get_study(args.study).id
         if args.study
         else store.create_study({"name": f"imported {args.job}", "space": []})
     )
     run_id = store.create_run(study_id, args.backend, settings=settings, spec={"name": args.job})
-    backend: Any = get_backend(args.backend, store)
-    result = backend.import_job(args.job, store.get_run(run_id))
+    try:
+        result = backend.import_job(args.job, store.get_run(run_id))
+    except BaseException as err:
+        reason = _import_failure(args.job, backend, err)
+        error = str(reason) or "The import was interrupted."
+        store.set_run_status(run_id, "failed", error=error, detail="import failed")
+        if reason is err:
+            raise
+        raise reason from err
     counts = store.count_trials(run_id)
     print(
         json.dumps(
@@ -171,3 +185,14 @@ def cmd_import_job(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _import_failure(job: str, backend: Any, err: BaseException) -> BaseException:
+    """The error to report for a failed import-job: ours as it is, anything else as a sentence."""
+    if isinstance(err, CloudTuneError | KeyboardInterrupt | SystemExit):
+        return err
+    log.warning("import-job %s failed", job, exc_info=err)
+    return BackendError(
+        f"Importing the {backend.label} job {job} failed: {type(err).__name__}: {err}. "
+        "Check the job's name and the settings, then import it again."
+    )

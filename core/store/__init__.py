@@ -8,6 +8,8 @@ The storage contract
   write trial rows. Settings rows are written by the Settings page and the CLI.
 * **What is durable when.** Every public write method is one short transaction, committed
   before it returns: a finished epoch or trial survives any crash that happens after the call.
+  Inside ``with store.transaction():`` a thread's writes commit together or not at all (CSV
+  import writes its study, run and trials so; other writers wait for it, as for any writer).
   Trials are keyed by ``(run_id, trial_key)`` and epochs by ``(trial_id, epoch)``, and both are
   written as upserts, so a resumed or re-polled run never holds duplicate rows.
 * **Concurrency.** A Store may be shared by threads (SQLAlchemy's pool hands each thread its own

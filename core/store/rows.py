@@ -141,7 +141,32 @@ def close_segment(segments: list[list[float | None]], at: float) -> None:
 
 @dataclass
 class ImportReport:
-    """What an import kept and what it refused (by line number)."""
+    """What an import kept and what it refused (by line number).
+
+    Attributes:
+        added: the trials written (one per distinct trial key).
+        rows: the good rows read (more than ``added`` when keys repeat: the last row wins).
+        repeated: each trial key found on more than one good row, with its row count.
+        errors: (line, sentence) for every row refused.
+    """
 
     added: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    rows: int = 0
+    repeated: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Return what was read, e.g. "3 rows, 1 trial: keys repeated (a 3 times)..."."""
+        rows = f"{self.rows} row{'' if self.rows == 1 else 's'}"
+        trials = f"{self.added} trial{'' if self.added == 1 else 's'}"
+        text = f"{rows}, {trials}"
+        if self.repeated:
+            shown = ", ".join(f"{k} {n} times" for k, n in list(self.repeated.items())[:3])
+            more = len(self.repeated) - 3
+            text += (
+                f": keys repeated ({shown}{f' and {more} more' if more > 0 else ''}); "
+                "the last row of each key was kept"
+            )
+        if self.errors:
+            text += f"; {len(self.errors)} row{'' if len(self.errors) == 1 else 's'} skipped"
+        return text

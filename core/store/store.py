@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -98,6 +100,7 @@ class Store:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
+        self._tx = threading.local()  # this thread's open transaction(), if any
         try:
             self.engine: Engine = self._make_engine(self.url)
             self._prepare()
@@ -178,7 +181,11 @@ class Store:
         return int(value or 0)
 
     def _write(self, fn: Callable[[Connection], Any]) -> Any:
-        """Run ``fn`` in one transaction, retrying on a locked SQLite file."""
+        """Run ``fn`` in one transaction, retrying on a locked SQLite file (inside
+        :meth:`transaction`: in that transaction)."""
+        conn = getattr(self._tx, "conn", None)
+        if conn is not None:
+            return fn(conn)
         last: OperationalError | None = None
         for attempt in range(8):
             try:
@@ -192,6 +199,33 @@ class Store:
         raise StoreError(
             f"The result store stayed locked by another writer: {last}. Try again."
         ) from last
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Make every write of this thread inside the block one transaction: all or nothing.
+
+        Reads inside the block do not see its writes until it ends; write through the
+        yielded connection, or through the Store's write methods that do not read back
+        (create_study, create_run with a spec, upsert_trial, write_trial).
+
+        Raises:
+            StoreError: the store stayed locked by another writer.
+        """
+        if getattr(self._tx, "conn", None) is not None:
+            raise RuntimeError("Store.transaction() does not nest")
+        try:
+            with self.engine.begin() as conn:
+                self._tx.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._tx.conn = None
+        except OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err):
+                raise
+            raise StoreError(
+                f"The result store stayed locked by another writer: {err}. Try again."
+            ) from err
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -65,6 +65,11 @@ NO_CREDENTIALS = (
     "`aws configure` or `aws sso login` (and name the profile in Settings → SageMaker), or run "
     "CloudTune on an instance with an IAM role."
 )
+NO_REGION = (
+    "The AWS region is not set: choose the region the jobs run in (e.g. us-east-1) in "
+    "Settings → SageMaker (the setting sagemaker.region; on the command line "
+    "`--set region=us-east-1`), or set AWS_DEFAULT_REGION."
+)
 TRAINER_TOOL = "the trainer bundle (core.training.bundle)"
 
 
@@ -127,9 +132,14 @@ class SageMakerBackend(CloudBackendBase):
     def _client(self, service: str, settings: Mapping[str, Any]) -> Any:
         key = (service, str(settings.get("region") or ""), str(settings.get("profile") or ""))
         if key not in self._clients:
-            self._clients[key] = self._session(settings).client(
-                service, region_name=settings.get("region") or None
-            )
+            from botocore.exceptions import NoRegionError
+
+            try:
+                self._clients[key] = self._session(settings).client(
+                    service, region_name=settings.get("region") or None
+                )
+            except NoRegionError as err:
+                raise BackendNotReady(NO_REGION) from err
         return self._clients[key]
 
     def _call(self, fn: Callable[..., Any], operation: str, **kwargs: Any) -> Any:

@@ -535,6 +535,13 @@ class VertexBackend(CloudBackendBase):
         Raises:
             NotFound: no such job.
         """
+        if not job_name.startswith("projects/") and not run.settings.get("project"):
+            raise BackendNotReady(
+                f"Vertex AI needs the project to find the job {job_name}: set project in "
+                "Settings → Vertex AI (the setting vertex.project; on the command line "
+                "`--set project=my-project-123`), or give the job's full resource name "
+                "(projects/P/locations/R/hyperparameterTuningJobs/ID)."
+            )
         name = _resource_name(job_name, run.settings)
         job = self._get_job(name, run.settings)
         updates: dict[str, Any] = {"handle": name}
