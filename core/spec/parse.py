@@ -82,6 +82,16 @@ def spec_problems(data: Any) -> list[Problem]:
     return problems
 
 
+def param_type(item: Mapping[str, Any], info: ParamInfo) -> Any:
+    """Return a parameter's type: as given, else what its fields imply (values: a choice...)."""
+    ptype = item.get("type")
+    if ptype is None:
+        ptype = "choice" if "values" in item else "fixed" if "value" in item else "float"
+        if ptype == "float" and info.kind == "int":
+            ptype = "int"
+    return ptype
+
+
 def _is_number(v: Any) -> bool:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return False
@@ -374,11 +384,7 @@ class _Parser:
             return None
         fld = f"space.{name}"
         info = KNOWN_PARAMS[name]
-        ptype = item.get("type")
-        if ptype is None:
-            ptype = "choice" if "values" in item else "fixed" if "value" in item else "float"
-            if ptype == "float" and info.kind == "int":
-                ptype = "int"
+        ptype = param_type(item, info)
         if ptype not in PARAM_TYPES:
             self.bad(
                 f"{fld}.type",
