@@ -45,6 +45,7 @@ from core.spec.parse import (
 from core.spec.reading import (
     MAX_NESTING,
     MAX_SPEC_BYTES,
+    check_size,
     load_bytes,
     load_text,
     read_spec_file,
@@ -86,6 +87,7 @@ __all__ = [
     "SEED_MAX",
     "STRATEGIES",
     "StudySpec",
+    "check_size",
     "default_params",
     "discretise",
     "load_bytes",

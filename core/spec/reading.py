@@ -71,9 +71,7 @@ def read_spec_file(path: str | os.PathLike[str]) -> Any:
     """
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise _too_large(str(p), size)
+        check_size(str(p), p.stat().st_size)
         with open(p, "rb") as fh:
             data = fh.read(MAX_SPEC_BYTES + 1)  # a pipe or device has no size: read at most this
     except OSError as err:
@@ -87,8 +85,7 @@ def load_bytes(data: bytes, name: str) -> Any:
     Raises:
         SpecError: too large, not UTF-8 or not valid JSON or YAML; the sentence names ``name``.
     """
-    if len(data) > MAX_SPEC_BYTES:
-        raise _too_large(name, len(data))
+    check_size(name, len(data))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -117,8 +114,8 @@ def load_text(text: str, fmt: Format | None = None, *, source: str = "The spec")
         SpecError: too large, too deeply nested, repeated keys, NaN in JSON, an alias, a
             syntax error, or a value that is not plain data.
     """
-    if len(text) > MAX_SPEC_BYTES:
-        raise _too_large(source, len(text.encode("utf-8", "surrogatepass")))
+    if len(text) > MAX_SPEC_BYTES:  # characters: at least as many bytes
+        check_size(source, len(text.encode("utf-8", "surrogatepass")))
     depth = _bracket_depth(text)
     if depth > MAX_NESTING:
         raise _too_deep(source, f"more than {MAX_NESTING}")
@@ -300,13 +297,15 @@ def _too_deep(source: str, levels: str) -> SpecError:
     return SpecError([f"{source} {_deep_clause(levels)}"])
 
 
-def _too_large(source: str, size: int) -> SpecError:
-    return SpecError(
-        [
-            f"{source} is {size:,} bytes, larger than the {MAX_SPEC_BYTES:,} bytes a spec may "
-            "have; a spec is a few hundred bytes: check that this is the right file."
-        ]
-    )
+def check_size(source: str, size: int) -> None:
+    """Raise SpecError when a spec of ``size`` bytes is over :data:`MAX_SPEC_BYTES`."""
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            [
+                f"{source} is {size:,} bytes, larger than the {MAX_SPEC_BYTES:,} bytes a spec "
+                "may have; a spec is a few hundred bytes: check that this is the right file."
+            ]
+        )
 
 
 def _syntax(source: str, kind: str, line: int | None, column: int | None, why: str) -> SpecError:
