@@ -5,8 +5,24 @@ import streamlit as st
 
 from app_pages._shared import get_store
 from core.errors import SpecError
-from core.spec import KNOWN_PARAMS, PARAM_TYPES, SCALES, parse_spec, spec_problems
-from core.spec.drafts import PRESETS, draft_from_upload, load_draft, preset, save_draft
+from core.spec import (
+    KNOWN_PARAMS,
+    PARAM_TYPES,
+    SCALES,
+    StudySpec,
+    check_size,
+    parse_spec,
+    spec_problems,
+)
+from core.spec.drafts import (
+    PRESETS,
+    downloads,
+    draft_from_upload,
+    file_stem,
+    load_draft,
+    preset,
+    save_draft,
+)
 from core.spec.edit import new_param, parse_values, points_label, range_advice, values_text
 
 store = get_store()
@@ -33,10 +49,17 @@ with st.expander("Presets, upload and download", expanded=False, icon=":material
     upload = st.file_uploader("Load a spec (JSON or YAML)", type=["json", "yaml", "yml"])
     if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
         st.session_state["uploaded_id"] = upload.file_id
+        st.session_state["upload_error"] = None
         try:
-            reload(draft_from_upload(upload.getvalue().decode("utf-8", errors="replace")))
+            check_size(upload.name, upload.size)  # refused before reading it
+            reload(draft_from_upload(upload.getvalue(), upload.name))
         except SpecError as err:
-            st.error(str(err))
+            why = "\n".join(f"- {p}" for p in err.problems)
+            message = f"{upload.name} was not loaded, so the draft is unchanged:\n\n{why}"
+            st.session_state["upload_error"] = (upload.file_id, message)
+    failed = st.session_state.get("upload_error")
+    if upload is not None and failed and failed[0] == upload.file_id:
+        st.error(failed[1], icon=":material/error:")
 
 draft["name"] = st.text_input(
     "Study name",
@@ -150,6 +173,7 @@ for p in others:
     st.error(p.message, icon=":material/error:")
 
 st.subheader("Size and preview")
+spec: StudySpec | None = None
 try:
     spec = parse_spec(draft)
 except SpecError:
@@ -170,8 +194,17 @@ else:
     sample = pd.DataFrame(spec.sample(8))[[p.name for p in spec.space]]
     st.caption("A seeded sample of configurations from this space:")
     st.dataframe(sample, hide_index=True)
-    d1, d2, _spacer = st.columns([1, 1, 3])
-    d1.download_button("Download JSON", spec.to_json(), f"{spec.name}.json", "application/json")
-    d2.download_button("Download YAML", spec.to_yaml(), f"{spec.name}.yaml", "application/yaml")
-    if st.button("Continue to Launch", type="primary", icon=":material/rocket_launch:"):
-        st.switch_page("app_pages/launch.py")
+
+files, stem = downloads(draft, spec), file_stem(draft)
+label = "" if spec else "draft "
+note = "" if spec else " (does not validate yet)"
+help_text = None if spec else "Saves the work in progress; fix the problems above before launching."
+d1, d2, _spacer = st.columns([1, 1, 2] if spec else [2, 2, 1])
+d1.download_button(
+    f"Download {label}JSON{note}", files["json"], f"{stem}.json", "application/json", help=help_text
+)
+d2.download_button(
+    f"Download {label}YAML{note}", files["yaml"], f"{stem}.yaml", "application/yaml", help=help_text
+)
+if spec and st.button("Continue to Launch", type="primary", icon=":material/rocket_launch:"):
+    st.switch_page("app_pages/launch.py")

@@ -43,6 +43,7 @@ TestName = Literal["anova", "welch", "kruskal"]
 BACKEND_LABELS: dict[str, str] = {name: p.short_label for name, p in PLATFORMS.items()}
 SMALL_GROUP_N = 30  # below this a group's mean is not rescued by the central limit theorem
 NORMALITY_BAD_P = 0.01  # Shapiro–Wilk p below this counts as failing badly
+LARGEST_VALUE = 1e75  # Welch and Games–Howell square variances (x^4): finite below 1.8e308
 TABLE_COLUMNS = ["Analysis", "F-statistic (df)", "p-value", "Conclusion"]
 TEST_TITLES = {"anova": "One-way ANOVA", "welch": "Welch's ANOVA", "kruskal": "Kruskal–Wallis"}
 POSTHOC_TITLES = {"tukey": "Tukey HSD", "games_howell": "Games–Howell", "dunn": "Dunn (Holm)"}
@@ -630,6 +631,14 @@ def _metric(
     note = _dropped_sentence(info.name, m.dropped)
     if note:
         m.warnings.append(note)
+    largest = max((float(np.abs(x).max()) for _k, _l, x in parts if len(x)), default=0.0)
+    if largest > LARGEST_VALUE:  # squares and sums of squares would overflow to infinity
+        m.conclusion = (
+            f"{info.name} cannot be compared: its values reach {largest:.3g}, and the tests "
+            f"square their variances, which overflows beyond ±{LARGEST_VALUE:g}; rescale the "
+            f"column (e.g. divide it by {LARGEST_VALUE:g}) and compare again."
+        )
+        return m
     m.descriptives = descriptives_table(parts, alpha)
     m.shapiro = shapiro_table(parts)
     big = [label for _k, label, x in parts if len(x) > SHAPIRO_MAX_N]

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.backends.base import get_backend
 from core.errors import SpecError
-from core.spec import StudySpec, load_text, spec_problems
+from core.spec import StudySpec, parse_spec, read_spec_file, spec_problems
 from core.spec.edit import range_advice
 from core.store import Store
 
@@ -45,19 +45,12 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_spec)
 
 
-def _read(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return load_text(fh.read())
-    except OSError as err:
-        raise SpecError([f"Cannot read the spec file {path}: {err.strerror}."]) from err
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     """Print 'ok' or every problem; exit 1 when there are problems."""
-    problems = spec_problems(_read(args.spec))
+    data = read_spec_file(args.spec)
+    problems = spec_problems(data)
     if not problems:
-        spec = StudySpec.load(args.spec)
+        spec = parse_spec(data)
         card = spec.cardinality()
         size = "continuous" if card is None else f"{card} configurations"
         print(f"ok: {spec.name} ({spec.strategy}, {spec.budget.max_trials} trials, space {size})")

@@ -27,6 +27,21 @@ SCALES: tuple[str, ...] = ("linear", "log")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
 MODEL_OPTIONS: dict[str, Any] = {"batch_norm": True}
 
+MAX_NAME_CHARS = 100
+"""The longest study name: it titles every page, file name and report."""
+SEED_MAX = 2**32 - 1
+"""NumPy's and TensorFlow's largest seed; trial n trains with seed + n, which must fit too."""
+MAX_GRID_POINTS = 10_000
+"""The most grid points one float parameter's step may give."""
+LIMITS: dict[str, tuple[float, str]] = {
+    "budget.max_trials": (10_000, "ten thousand trials is weeks of training even for a small CNN"),
+    "budget.epochs": (1_000, "the CNN converges in tens of epochs"),
+    "budget.max_minutes": (525_600, "a year"),
+    "budget.max_cost_usd": (1_000_000, "a million dollars"),
+    "dataset.subset": (1_000_000_000, "a billion images"),
+}
+"""The largest value of each bounded budget and dataset field, and why (README lists them)."""
+
 _GOAL_ALIASES = {
     "max": "max",
     "maximize": "max",

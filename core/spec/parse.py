@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +15,14 @@ from core.spec.params import (
     _GOAL_ALIASES,
     DATASET_NAMES,
     KNOWN_PARAMS,
+    LIMITS,
+    MAX_GRID_POINTS,
+    MAX_NAME_CHARS,
     METRICS,
     MODEL_OPTIONS,
     PARAM_TYPES,
     SCALES,
+    SEED_MAX,
     STRATEGIES,
     ChoiceParam,
     FixedParam,
@@ -26,6 +31,7 @@ from core.spec.params import (
     Param,
     ParamInfo,
 )
+from core.spec.reading import plain_data_problem
 from core.spec.study import (
     Budget,
     DatasetSpec,
@@ -34,6 +40,8 @@ from core.spec.study import (
 )
 
 log = logging.getLogger(__name__)
+
+_MAX_PATH_CHARS = 4_096  # Linux's PATH_MAX
 
 # ----------------------------------------------------------------------------- parsing
 
@@ -47,20 +55,6 @@ class Problem:
 
     def __str__(self) -> str:
         return self.message
-
-
-def load_text(text: str) -> Any:
-    """Parse JSON or YAML text into Python data; raise SpecError on a syntax error."""
-    import yaml  # lazy: the spec also ships inside cloud training containers
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(
-            [f"The spec is not valid JSON or YAML{where}: {getattr(err, 'problem', err)}."]
-        ) from err
 
 
 def parse_spec(data: Any) -> StudySpec:
@@ -89,8 +83,20 @@ def spec_problems(data: Any) -> list[Problem]:
     return problems
 
 
+def param_type(item: Mapping[str, Any], info: ParamInfo) -> Any:
+    """Return a parameter's type: as given, else what its fields imply (values: a choice...)."""
+    ptype = item.get("type")
+    if ptype is None:
+        ptype = "choice" if "values" in item else "fixed" if "value" in item else "float"
+        if ptype == "float" and info.kind == "int":
+            ptype = "int"
+    return ptype
+
+
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    return isinstance(v, int) or math.isfinite(v)  # an int of any size is finite
 
 
 def _is_int(v: Any) -> bool:
@@ -99,8 +105,19 @@ def _is_int(v: Any) -> bool:
     )
 
 
+_FMT_CHARS = 60
+
+
 def _fmt(v: Any) -> str:
-    return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
+    """A value as a sentence quotes it: text in quotes, long values cut short."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"a {int(v.bit_length() * math.log10(2)) + 1}-digit number"
+    text = repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= _FMT_CHARS else text[: _FMT_CHARS - 3] + "..."
+
+
+def _fmt_limit(v: float) -> str:
+    return f"{v:,}" if float(v).is_integer() else f"{v:g}"
 
 
 class _Parser:
@@ -124,6 +141,8 @@ class _Parser:
         required: bool = False,
         default: Any = None,
         positive: bool = False,
+        maximum: float | None = None,
+        why: str = "",
     ) -> Any:
         if key not in d or d[key] is None:
             if required:
@@ -138,6 +157,12 @@ class _Parser:
             v = int(v)
         if positive and v <= 0:
             self.bad(fld, f"{fld} must be greater than 0 (it is {_fmt(v)}).")
+            return default
+        if maximum is None and fld in LIMITS:
+            maximum, why = LIMITS[fld]
+        if maximum is not None and v > maximum:
+            because = f" ({why})" if why else ""
+            self.bad(fld, f"{fld} must be at most {_fmt_limit(maximum)}{because}; it is {_fmt(v)}.")
             return default
         return v
 
@@ -160,6 +185,10 @@ class _Parser:
         if not isinstance(data, Mapping):
             self.bad("spec", "The spec must be a mapping (a JSON object) of its fields.")
             return None
+        shape = plain_data_problem(data)
+        if shape:
+            self.bad("spec", f"The spec {shape}")
+            return None
         top = self.mapping(
             data,
             "spec",
@@ -180,6 +209,12 @@ class _Parser:
         if not isinstance(name, str) or not name.strip():
             self.bad("name", "name is missing: give the study a short name, e.g. 'cifar-lr'.")
             name = ""
+        elif len(name.strip()) > MAX_NAME_CHARS:
+            self.bad(
+                "name",
+                f"name is {len(name.strip()):,} characters long; give the study a short name "
+                f"of at most {MAX_NAME_CHARS} characters, e.g. 'cifar-lr'.",
+            )
         dataset = self.dataset(top.get("dataset", {"name": "digits"}))
         model = self.model(top.get("model"))
         space = self.space(top.get("space"))
@@ -191,7 +226,7 @@ class _Parser:
             )
         objective = self.objective(top.get("objective"))
         budget = self.budget(top.get("budget"))
-        seed = self.number(top, "seed", "seed", integer=True, default=42)
+        seed = self.seed(top, budget)
         if budget is not None and space is not None:
             self.cross_checks(strategy, space, budget)
         configurations = self.configurations(top.get("configurations"), space, strategy, budget)
@@ -211,6 +246,24 @@ class _Parser:
             configurations=configurations,
         )
 
+    def seed(self, top: Mapping[str, Any], budget: Budget | None) -> int:
+        trials = budget.max_trials if budget is not None else 1
+        top_seed = SEED_MAX - (trials - 1)
+        seed = self.number(
+            top,
+            "seed",
+            "seed",
+            integer=True,
+            default=42,
+            maximum=top_seed,
+            why=f"trial n trains with seed + n, and the last of {trials:,} trials must fit "
+            f"NumPy's and TensorFlow's seeds, 0 to {SEED_MAX:,}",
+        )
+        if seed < 0:
+            self.bad("seed", f"seed must be 0 or more (it is {_fmt(seed)}); 42 is usual.")
+            return 42
+        return int(seed)
+
     def dataset(self, data: Any) -> DatasetSpec | None:
         if isinstance(data, str):
             data = {"name": data}
@@ -222,8 +275,12 @@ class _Parser:
                 f"dataset.name {_fmt(name)} is unknown; use one of {', '.join(DATASET_NAMES)}.",
             )
         path = d.get("path")
-        if path is not None and not isinstance(path, str):
-            self.bad("dataset.path", "dataset.path must be a file or folder path (text).")
+        if path is not None and (not isinstance(path, str) or len(path) > _MAX_PATH_CHARS):
+            self.bad(
+                "dataset.path",
+                f"dataset.path must be a file or folder path (text of at most "
+                f"{_MAX_PATH_CHARS:,} characters).",
+            )
             path = None
         if name == "custom" and not path:
             self.bad(
@@ -262,7 +319,7 @@ class _Parser:
             data = {"metric": data}
         d = self.mapping(data, "objective", ("metric", "goal"))
         metric = d.get("metric", "val_accuracy")
-        if metric not in METRICS:
+        if not isinstance(metric, str) or metric not in METRICS:
             self.bad(
                 "objective.metric",
                 f"objective.metric {_fmt(metric)} is unknown; use one of {', '.join(METRICS)}.",
@@ -336,7 +393,7 @@ class _Parser:
         if name == CONFIG_INDEX and self.design:
             values = item.get("values")
             return ChoiceParam(name, tuple(values)) if isinstance(values, list) else None
-        if name not in KNOWN_PARAMS:
+        if not isinstance(name, str) or name not in KNOWN_PARAMS:
             self.bad(
                 f"{where}.name",
                 f"{where}.name {_fmt(name)} is not a parameter the CNN knows; known names are "
@@ -345,11 +402,7 @@ class _Parser:
             return None
         fld = f"space.{name}"
         info = KNOWN_PARAMS[name]
-        ptype = item.get("type")
-        if ptype is None:
-            ptype = "choice" if "values" in item else "fixed" if "value" in item else "float"
-            if ptype == "float" and info.kind == "int":
-                ptype = "int"
+        ptype = param_type(item, info)
         if ptype not in PARAM_TYPES:
             self.bad(
                 f"{fld}.type",
@@ -426,7 +479,7 @@ class _Parser:
         if not ok:
             return None
         clean = [int(v) if info.kind == "int" else v for v in values]
-        dupes = sorted({_fmt(v) for v in clean if clean.count(v) > 1})
+        dupes = sorted({_fmt(v) for v, n in Counter(clean).items() if n > 1})
         if dupes:
             self.bad(
                 f"{fld}.values",
@@ -470,6 +523,14 @@ class _Parser:
                 f"{fld}.step",
                 f"{name}: step ({_fmt(step)}) is larger than the range {_fmt(lo)}..{_fmt(hi)}; "
                 "make it smaller.",
+            )
+            return None
+        if step is not None and (hi - lo) / step >= MAX_GRID_POINTS:
+            self.bad(
+                f"{fld}.step",
+                f"{name}: step ({_fmt(step)}) cuts {_fmt(lo)}..{_fmt(hi)} into more than "
+                f"{MAX_GRID_POINTS:,} grid points; make it larger or leave it out for a "
+                "continuous range.",
             )
             return None
         if integer:

@@ -8,7 +8,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from core.errors import SpecError
 from core.spec.params import (
@@ -149,21 +149,20 @@ class StudySpec:
         return parse_spec(data)
 
     @classmethod
-    def from_text(cls, text: str) -> StudySpec:
-        """Parse JSON or YAML text (YAML is a superset of JSON)."""
-        from core.spec.parse import load_text, parse_spec  # parse builds these classes
+    def from_text(cls, text: str, fmt: Literal["json", "yaml"] | None = None) -> StudySpec:
+        """Parse JSON or YAML text (``fmt`` None: JSON when it is JSON, else YAML 1.2)."""
+        from core.spec.parse import parse_spec  # parse builds these classes
+        from core.spec.reading import load_text
 
-        return parse_spec(load_text(text))
+        return parse_spec(load_text(text, fmt))
 
     @classmethod
     def load(cls, path: str | Path) -> StudySpec:
-        """Read a spec from a .json, .yaml or .yml file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as err:
-            raise SpecError([f"Cannot read the spec file {p}: {err.strerror}."]) from err
-        return cls.from_text(text)
+        """Read a spec from a .json, .yaml or .yml file (at most 1 MB, UTF-8)."""
+        from core.spec.parse import parse_spec  # parse builds these classes
+        from core.spec.reading import read_spec_file
+
+        return parse_spec(read_spec_file(path))
 
     def save(self, path: str | Path) -> None:
         """Write the spec as JSON or YAML, chosen by the file's extension."""

@@ -618,6 +618,11 @@ def _prepare(raw: Raw) -> _Prepared:
     if len(x_train) < 2 or len(names) < 2:
         raise DatasetError(f"{where}: a dataset needs at least two images and two classes.")
     offset, divisor = _scale(raw, x_train, x_test)
+    if not (math.isfinite(offset) and math.isfinite(divisor) and divisor > 0):
+        raise DatasetError(
+            f"{where}: the pixel values span too wide a range to scale into 0..1 "
+            f"(offset {offset:g}, range {divisor:g}); rescale the images to 0..1 or 0..255."
+        )
     return _Prepared(x_train, y_train, x_test, y_test, names, where, offset, divisor)
 
 
@@ -732,10 +737,14 @@ def _scale(raw: Raw, x_train: np.ndarray, x_test: np.ndarray | None) -> tuple[fl
 
 
 def _to_float(x: np.ndarray, offset: float, divisor: float) -> np.ndarray:
-    out = x.astype(np.float32)
-    if offset:
-        out -= np.float32(offset)
-    out /= np.float32(divisor)
+    if x.dtype.kind == "f" and (x.dtype.itemsize > 4 or offset):
+        # scale in float64: float32 overflows past 3.4e38, and so can x - offset
+        out = ((x.astype(np.float64) - offset) / divisor).astype(np.float32)
+    else:
+        out = x.astype(np.float32)
+        if offset:
+            out -= np.float32(offset)
+        out /= np.float32(divisor)
     out.setflags(write=False)
     return out
 

@@ -234,7 +234,23 @@ def _read_idx(file: Path, ndims: tuple[int, ...]) -> np.ndarray:
             f"{file} is truncated or corrupt: its header promises {'x'.join(map(str, dims))} "
             f"values ({expected} bytes) but it holds {len(data)} bytes. Replace it."
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+    return refuse_non_finite(np.frombuffer(data, dtype=dtype, offset=header).reshape(dims), file)
+
+
+def refuse_non_finite(x: np.ndarray, where: object) -> np.ndarray:
+    """Return ``x``; raise DatasetError when its floats hold NaN or infinity (they train to chance).
+
+    Args:
+        x: images as read.
+        where: the file (and array) they came from, for the sentence.
+    """
+    if x.dtype.kind in "fc" and x.size and not np.isfinite(x).all():
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        raise DatasetError(
+            f"{where} holds {bad:,} of {x.size:,} pixel values that are NaN or infinite; "
+            "a CNN trained on them learns nothing. Replace them with real pixel values."
+        )
+    return x
 
 
 def _read_idx_source(source: Source) -> Raw:
@@ -381,6 +397,9 @@ def _read_npz(file: Path) -> Raw:
                     "(and optionally x_test and y_test)."
                 )
             arrays = {key: np.asarray(npz[key]) for key in wanted if key in keys}
+            for key in ("x_train", "x_test", "x_val"):
+                if key in arrays:
+                    refuse_non_finite(arrays[key], f"{file}: {key}")
     except DatasetError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:

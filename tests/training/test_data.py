@@ -373,6 +373,43 @@ def test_npz_missing_keys_truncated_and_garbage(tmp_path: Path) -> None:
         load_dataset("custom", path=str(tmp_path / "notes.txt"))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_images_are_refused_naming_the_file(tmp_path: Path, bad: float) -> None:
+    y = np.array([0, 1] * 6)
+    all_nan = tmp_path / "all.npz"
+    np.savez(all_nan, x_train=np.full((12, 8, 8), bad, np.float32), y_train=y)
+    with pytest.raises(DatasetError, match=r"all\.npz: x_train holds 768 of 768 pixel values"):
+        load_dataset("custom", path=str(all_nan))
+    x = np.random.default_rng(0).random((12, 8, 8))
+    x_test = x[:4].copy()
+    x_test[1, 2, 3] = bad  # one bad pixel in the test split
+    one = tmp_path / "one.npz"
+    np.savez(one, x_train=x, y_train=y, x_test=x_test, y_test=y[:4])
+    with pytest.raises(DatasetError, match=r"one\.npz: x_test holds 1 of 256 .*NaN or infinite"):
+        load_dataset("custom", path=str(one))
+    folder = tmp_path / "idx"  # float IDX files (type 0x0D) can hold NaN too
+    folder.mkdir()
+    pixels = np.zeros((12, 8, 8), ">f4")
+    pixels[0, 0, 0] = bad
+    header = bytes([0, 0, 0x0D, 3]) + b"".join(int(d).to_bytes(4, "big") for d in pixels.shape)
+    (folder / "train-images-idx3-ubyte").write_bytes(header + pixels.tobytes())
+    (folder / "train-labels-idx1-ubyte").write_bytes(idx_bytes(y.astype(np.uint8)))
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte holds 1 of 768"):
+        load_dataset("mnist", path=str(folder))
+
+
+def test_float64_images_beyond_float32_range_scale_to_finite_values(tmp_path: Path) -> None:
+    x = np.linspace(0.0, 1e300, 12 * 16).reshape(12, 4, 4)
+    np.savez(tmp_path / "wide.npz", x_train=x, y_train=np.array([0, 1] * 6))
+    ds = load_dataset("custom", path=str(tmp_path / "wide.npz"), validation_split=0.25)
+    both = np.concatenate([ds.x_train, ds.x_val])
+    assert np.isfinite(both).all() and float(both.min()) == 0.0 and float(both.max()) == 1.0
+    span = np.array([-1.5e308, 1.5e308] * 96).reshape(12, 4, 4)  # max - min overflows
+    np.savez(tmp_path / "span.npz", x_train=span, y_train=np.array([0, 1] * 6))
+    with pytest.raises(DatasetError, match=r"span\.npz: the pixel values span too wide a range"):
+        load_dataset("custom", path=str(tmp_path / "span.npz"))
+
+
 # ------------------------------------------------------------------------------ image folders
 
 
