@@ -135,8 +135,9 @@ class Clock:
         return self.base + time.monotonic() - self.start
 
     def save(self) -> None:
-        """Write the total so far (atomically)."""
-        tmp = self.path.with_suffix(".tmp")
+        """Write the total so far (atomically; a temporary file per process and thread, so
+        two parallel trials saving at once cannot rename each other's file away)."""
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({"elapsed_s": self.elapsed()}))
         tmp.replace(self.path)
 
