@@ -18,8 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+# the file watcher is off (an installed app needs none); `make run WATCH=auto` turns it on
+WATCH ?= none
 run: $(STAMP)
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.fileWatcherType $(WATCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from app_pages._shared import get_store
+from app_pages._shared import friendly, get_store
 from core.analysis.views import runs_overview
+from core.runs import check_liveness, failure_alert
 
 st.title("CloudTune")
 st.markdown(
@@ -19,7 +20,13 @@ if right.button("Monitor runs", icon=":material/monitoring:"):
 
 store = get_store()
 studies = store.list_studies()
+with friendly("Checking the runs' workers"):
+    check_liveness(store)
 st.subheader("Recent runs")
+for run in store.list_runs()[:20]:
+    alert = failure_alert(run)
+    if alert:
+        st.error(alert, icon=":material/error:")
 overview = runs_overview(store, limit=20)
 if overview.empty:
     st.info(

@@ -11,7 +11,7 @@ from core.analysis.views import format_duration
 from core.backends.base import BACKENDS, get_backend
 from core.backends.platforms import instance_key, load_settings
 from core.errors import BackendNotReady, CloudTuneError, SpecError
-from core.runs import forecast_for, needs_timing, start_run, time_this_machine
+from core.runs import forecast_for, needs_timing, readiness, start_run, time_this_machine
 from core.spec import DATASET_NAMES, METRICS, STRATEGIES, parse_spec, spec_problems
 from core.spec.drafts import load_draft, save_draft
 
@@ -200,7 +200,7 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
             )
         with friendly(f"Checking {labels[name]}"):
             backend = get_backend(name, store)
-            missing = backend.check(settings)
+            missing = readiness(backend, spec, settings)
             if missing:
                 st.warning(
                     "Not ready:\n" + "\n".join(f"- {m}" for m in missing), icon=":material/warning:"

@@ -6,12 +6,14 @@ import streamlit as st
 from app_pages._shared import friendly, get_store
 from core.analysis import charts
 from core.analysis.views import format_duration, platform_label, run_progress
-from core.runs import cancel_run, refresh_run, resume_run
+from core.runs import cancel_run, check_liveness, failure_alert, refresh_run, resume_run
 from core.store import ACTIVE_STATUSES
 
 store = get_store()
 st.title("Monitor")
 
+with friendly("Checking the runs' workers"):
+    check_liveness(store)
 runs = store.list_runs()
 if not runs:
     st.info("No runs yet: launch one from the Launch page.")
@@ -46,7 +48,12 @@ def show_run(run_id: int) -> None:
             f"{' · ' + run.instance_type if run.instance_type else ''}"
         )
         status = run.status_detail or run.status
-        head.caption(f"Status: **{status}**" + (f" — {run.error}" if run.error else ""))
+        alert = failure_alert(run)
+        head.caption(
+            f"Status: **{status}**" + (f" — {run.error}" if run.error and not alert else "")
+        )
+        if alert:
+            st.error(alert, icon=":material/error:")
         if run.status in ACTIVE_STATUSES:
             if buttons.button("Cancel", key=f"cancel_{run.id}", icon=":material/stop_circle:"):
                 with friendly("Cancel"):

@@ -313,6 +313,7 @@ class RssSampler:
 def run_backend(spec_data: dict[str, Any], *, sample_rss: bool = False) -> dict[str, Any]:
     """Launch ``spec_data`` on the local backend and wait for it; return its figures."""
     from core.backends.local.backend import Handle, LocalBackend
+    from core.backends.local.worker import run_path
     from core.spec import StudySpec
     from core.store import ACTIVE_STATUSES, Store
 
@@ -356,7 +357,7 @@ def run_backend(spec_data: dict[str, Any], *, sample_rss: bool = False) -> dict[
         "epoch_curve": epoch_curve(store, done, spec.objective.metric, started),
         "trial_s": [round(t.duration_s or 0, 2) for t in trials],
         "epoch_ats": [[e["at"] for e in store.list_epochs(t.id)] for t in trials],
-        "disk_bytes": _folder_bytes(Path(os.environ["CLOUDTUNE_HOME"]) / "runs" / str(run_id)),
+        "disk_bytes": _folder_bytes(run_path(run.uid)),
         "started": started,
     }
     if sampler is not None:
@@ -365,6 +366,14 @@ def run_backend(spec_data: dict[str, Any], *, sample_rss: bool = False) -> dict[
         ]
         out["rss_peak_mb"] = max((mb for _, mb in sampler.samples), default=None)
     return out
+
+
+def run_log(run_id: int) -> Path:
+    """The worker log of a run in the default store."""
+    from core.backends.local.worker import run_path
+    from core.store import Store
+
+    return run_path(Store().get_run(run_id).uid) / "worker.log"
 
 
 def _reap(pid: int) -> None:
@@ -443,7 +452,7 @@ def rss_growth(trials: int) -> dict[str, Any]:
     spec = make_spec_data("digits", None, trials, 1)
     out = run_backend(spec, sample_rss=True)
     rss = [mb for mb in out["rss_after_trial_mb"] if mb is not None]
-    log = Path(os.environ["CLOUDTUNE_HOME"]) / "runs" / str(out["run_id"]) / "worker.log"
+    log = run_log(out["run_id"])
     result: dict[str, Any] = {
         "trials": out["trials"],
         "status": out["status"],

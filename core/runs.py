@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core.backends.base import Backend, Forecast, PollResult, get_backend
+from core.backends.base import BACKENDS, Backend, Forecast, PollResult, get_backend
 from core.backends.local.backend import LocalBackend
 from core.costs.forecasting import cached_calibration
 from core.costs.pricing import forecast_error
 from core.errors import BackendError, BackendNotReady, CloudTuneError
 from core.spec import StudySpec
-from core.store import ACTIVE_STATUSES, Store
+from core.store import ACTIVE_STATUSES, RunRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def start_run(
     if instance_type:
         settings.setdefault("instance_type", instance_type)
     backend = get_backend(backend_name, store, **dict(backend_kwargs or {}))
-    problems = backend.check(settings)
+    problems = readiness(backend, spec, settings)
     if problems:
         raise BackendNotReady(
             f"{backend.label} is not ready: " + " ".join(problems), problems=problems
@@ -76,6 +76,18 @@ def start_run(
         raise
     store.update_run(run_id, handle=handle)
     return run_id
+
+
+def readiness(backend: Backend, spec: StudySpec | None, settings: Mapping[str, Any]) -> list[str]:
+    """Return what stops ``spec`` from running on ``backend``, a sentence each; [] when ready.
+
+    The backend's own check, and for a local run its dataset on this machine: a run on a
+    dataset that is not here is refused before it starts, with the way to get it.
+    """
+    problems = list(backend.check(settings))
+    if spec is not None and isinstance(backend, LocalBackend):
+        problems.extend(backend.dataset_problems(spec))
+    return problems
 
 
 CLOUD_POLL_S = 10.0
@@ -111,6 +123,39 @@ def refresh_run(
     if result.status not in ACTIVE_STATUSES:
         record_forecast_error(store, run_id)
     return result
+
+
+def check_liveness(store: Store, runs: Iterable[RunRow] | None = None) -> list[int]:
+    """Mark active local runs whose worker died as interrupted; return their ids.
+
+    Every listing (`runs`, `trials`, Home, Monitor) calls this first, so none shows a run as
+    running after its worker was killed. A local run's liveness is its worker's process and
+    heartbeat, read from this machine and the store; cloud runs are left to :func:`refresh_run`
+    (their service is asked at most every :data:`CLOUD_POLL_S`).
+
+    Args:
+        store: the result store.
+        runs: the runs to check (default: every active run in the store).
+    """
+    todo = store.list_runs(statuses=ACTIVE_STATUSES) if runs is None else runs
+    stopped = []
+    for run in todo:
+        local = run.backend == "local" and run.status in ACTIVE_STATUSES
+        if local and refresh_run(store, run.id).status not in ACTIVE_STATUSES:
+            stopped.append(run.id)
+    return stopped
+
+
+def failure_alert(run: RunRow) -> str | None:
+    """The alert a page shows for a failed run, with its reason; None when it did not fail."""
+    if run.status != "failed":
+        return None
+    reason = run.error or run.status_detail or "no reason was recorded"
+    where = BACKENDS.get(run.backend, run.backend)
+    text = f"Run {run.id} on {where} failed: {reason}"
+    if run.backend == "local" and "python -m core resume" in text:
+        text += " (or use its Resume button on Monitor)"
+    return text
 
 
 def forecast_for(

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.backends.base import get_backend
 from core.errors import BackendError, CloudTuneError
+from core.runs import check_liveness
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     store = Store(args.db)
     study_id = store.get_study(args.study).id if args.study else None
+    check_liveness(store)
     rows = []
     for r in store.list_runs(study_id):
         counts = store.count_trials(r.id)
@@ -127,7 +129,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_trials(args: argparse.Namespace) -> int:
     """Export a run's trials."""
     store = Store(args.db)
-    store.get_run(args.run)
+    check_liveness(store, [store.get_run(args.run)])
     frame = store.trials_frame(run_ids=[args.run])
     _emit(frame, args.format, args.out)
     if args.out:

@@ -52,6 +52,9 @@ class RunRow:
     heartbeat_at: float | None
     segments: tuple[tuple[float, float | None], ...] = ()
     """The spans the run was running, as (start, end); the last one is open while it runs."""
+    uid: str = ""
+    """The run's identity, unique across stores (run ids restart in every database); its
+    local folder is named by it."""
 
     @property
     def active(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -11,9 +12,15 @@ from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
+
+
+def new_run_uid() -> str:
+    """Return a new run identity: a UUID, unique across every store and data folder."""
+    return str(uuid.uuid4())
+
 
 meta_table = sa.Table(
     "meta",
@@ -54,6 +61,9 @@ runs = sa.Table(
     sa.Column("heartbeat_at", sa.Float),
     # added in schema version 3: [[start, end or null], ...], the spans the run was running
     sa.Column("segments_json", sa.Text),
+    # added in schema version 4: the run's identity across stores; its local folder's name
+    sa.Column("uid", sa.String(36), default=new_run_uid),
+    sa.Index("ix_runs_uid", "uid", unique=True),
 )
 
 trials = sa.Table(
@@ -121,5 +131,24 @@ def _v2_to_v3(conn: Connection) -> None:
             )
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: Connection) -> None:
+    """Version 4 gives every run an identity unique across stores (run ids restart in each).
+
+    A run's local folder is named by it, so a second database under one data folder, or a
+    database deleted and made again, never reloads another run's KerasTuner state. Existing
+    runs get a new identity, so none of them adopts a folder named by a bare run id: such a
+    folder may belong to a run of another database.
+    """
+    cols = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+    if "uid" not in cols:
+        conn.execute(sa.text("ALTER TABLE runs ADD COLUMN uid VARCHAR(36)"))
+    ids = conn.execute(sa.text("SELECT id FROM runs WHERE uid IS NULL")).scalars().all()
+    for run_id in ids:
+        conn.execute(
+            sa.text("UPDATE runs SET uid = :u WHERE id = :id"), {"u": new_run_uid(), "id": run_id}
+        )
+    conn.execute(sa.text("CREATE UNIQUE INDEX IF NOT EXISTS ix_runs_uid ON runs (uid)"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """``MIGRATIONS[n]`` upgrades a database at version n to version n + 1."""

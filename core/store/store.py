@@ -44,6 +44,7 @@ from core.store.schema import (
     epochs,
     meta_table,
     metadata,
+    new_run_uid,
     runs,
     settings_table,
     studies,
@@ -309,6 +310,7 @@ class Store:
             "max_trials": max_trials or spec_data.get("budget", {}).get("max_trials"),
             "created_at": time.time(),
             "forecast_json": dumps(dict(forecast)) if forecast else None,
+            "uid": new_run_uid(),
         }
         return int(self._write(lambda c: first_key(c.execute(sa.insert(runs).values(**values)))))
 
@@ -336,6 +338,7 @@ class Store:
                 (float(a), None if b is None else float(b))
                 for a, b in (json.loads(r.segments_json) if r.segments_json else [])
             ),
+            uid=r.uid or "",
         )
 
     def get_run(self, run_id: int) -> RunRow:

@@ -24,7 +24,14 @@ from core.backends.local.hypermodel import (
     trial_epochs,
     trial_params,
 )
-from core.backends.local.worker import Clock, MemoryWatch, default_threads, recycle_limit
+from core.backends.local.worker import (
+    Clock,
+    MemoryWatch,
+    default_threads,
+    recycle_limit,
+    run_path,
+    tuner_path,
+)
 from core.backends.records import EpochRecord
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store
@@ -272,7 +279,7 @@ def test_published_study_runs_from_the_cli(
         assert [e["epoch"] for e in store.list_epochs(t.id)] == [1, 2]
         assert all(e["wall_s"] > 0 and "val_accuracy" in e for e in store.list_epochs(t.id))
     # three workers ran (chief mode) and only the best trial's weights were kept
-    folder = Path(os.environ["CLOUDTUNE_HOME"]) / "runs" / str(run.id)
+    folder = run_path(run.uid)
     assert sorted(p.name for p in folder.glob("tuner*.log")) == [f"tuner{i}.log" for i in range(3)]
     assert len(list(folder.glob(f"kt/study/trial_*/{CHECKPOINT_NAME}"))) == 1
     assert main(["status", str(run.id)]) == 0
@@ -528,7 +535,7 @@ def test_hyperband_keeps_parents_then_exports_the_best(store: Store, tmp_path: P
     assert min(planned) < 3  # hyperband's first rounds train fewer epochs than max_epochs
     continued = [t for t in trials if store.list_epochs(t.id)[0]["epoch"] > 1]
     assert continued, "a later round continues a trial from its parent's weights"
-    folder = Path(os.environ["CLOUDTUNE_HOME"]) / "runs" / str(run_id) / "kt" / "study"
+    folder = tuner_path(run.uid) / "study"
     assert len(list(folder.glob(f"trial_*/{CHECKPOINT_NAME}"))) == 1
 
     path = backend.export_model(run, tmp_path)
@@ -553,3 +560,143 @@ def test_follow_prints_one_line_per_change(store: Store) -> None:
     out = io.StringIO()
     assert follow(store, run_id, out=out, every_s=0.01) == 0
     assert out.getvalue().count("\n") == 2 and "completed" in out.getvalue()
+
+
+# ----------------------------------------------------------------------------- identity, state
+
+
+def test_a_fresh_launch_refuses_a_folder_it_did_not_create(store: Store) -> None:
+    from core.errors import BackendError
+
+    spec = make_spec()
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    run = store.get_run(run_id)
+    stale = run_path(run.uid) / "kt" / "study"
+    stale.mkdir(parents=True)
+    (stale / "oracle.json").write_text("{}")  # as if another run's KerasTuner state were there
+    with pytest.raises(BackendError, match="already exists"):
+        LocalBackend(store).launch(spec, run)
+    assert store.get_run(run_id).handle is None  # no worker started on it
+
+
+def test_two_databases_under_one_data_folder_get_two_folders(home: Path) -> None:
+    spec = make_spec()
+    one, two = Store(f"sqlite:///{home / 'one.db'}"), Store(f"sqlite:///{home / 'two.db'}")
+    a = one.get_run(one.create_run(one.create_study(spec), "local", spec=spec))
+    b = two.get_run(two.create_run(two.create_study(spec), "local", spec=spec))
+    assert a.id == b.id and run_path(a.uid) != run_path(b.uid)
+    assert run_path(a.uid).parent == home / "runs"
+    from core.errors import CloudTuneError
+
+    with pytest.raises(CloudTuneError, match="not a UUID"):
+        run_path("../../etc")
+
+
+def _sleeper() -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_listings_show_a_run_whose_worker_died_as_interrupted(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.backends.local.backend import _create_time
+    from core.cli import main
+    from core.runs import check_liveness, failure_alert
+
+    spec = make_spec()
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    store.set_run_status(run_id, "running")
+    store.heartbeat(run_id)
+    store.upsert_trial(run_id, "0", status="completed", objective=0.5, number=0)
+    store.upsert_trial(run_id, "1", status="running", number=1)
+    worker = _sleeper()
+    started = _create_time(worker.pid)
+    handle = Handle(worker.pid, worker.pid, __import__("socket").gethostname(), started, "")
+    store.update_run(run_id, handle=handle.to_json())
+    assert check_liveness(store) == []  # alive: left alone
+    assert store.get_run(run_id).status == "running"
+    worker.kill()
+    worker.wait()
+    assert main(["runs"]) == 0  # `runs` checks liveness before it lists
+    out = capsys.readouterr().out
+    assert f"interrupted: resume with `python -m core resume {run_id}`" in out
+    assert "running" not in out
+    run = store.get_run(run_id)
+    assert run.status == "failed" and "killed" in (run.error or "")
+    assert store.count_trials(run_id) == {"completed": 1, "stopped": 1}
+    alert = failure_alert(run)
+    assert alert and "killed" in alert and f"resume {run_id}" in alert and "Resume button" in alert
+    assert main(["trials", str(run_id), "--format", "json"]) == 0
+    assert '"running"' not in capsys.readouterr().out
+
+
+def test_a_heartbeat_older_than_a_minute_is_a_dead_worker_too(store: Store) -> None:
+    from core.runs import check_liveness
+
+    spec = make_spec()
+    run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+    store.set_run_status(run_id, "running")
+    handle = Handle(1, 1, "another-machine", 0.0, "")  # not here: only the heartbeat tells
+    store.update_run(run_id, handle=handle.to_json(), heartbeat_at=time.time() - 120)
+    assert check_liveness(store) == [run_id]
+    assert "no heartbeat for 120 s" in (store.get_run(run_id).error or "")
+
+
+def _zombies(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            try:
+                state = Path(f"/proc/{child}/status").read_text()
+            except OSError:
+                continue
+            if "\nState:\tZ" in state:
+                found.append(int(child))
+    return found
+
+
+def test_worker_starts_leave_no_zombie_under_the_starting_process(store: Store) -> None:
+    """Several runs started from this process (as the app server does), never polled."""
+    import psutil
+
+    spec = make_spec()
+    backend = LocalBackend(store)
+    pids = []
+    for _ in range(3):
+        run_id = store.create_run(store.create_study(spec), "local", spec=spec)
+        store.set_run_status(run_id, "cancelled")  # its worker finds that and exits at once
+        handle = Handle.parse(backend.launch(spec, store.get_run(run_id)))
+        assert handle is not None
+        pids.append(handle.pid)
+    mine = {p.pid for p in psutil.Process().children()}
+    assert set(pids) <= mine
+
+    def running() -> list[int]:  # neither gone nor a zombie
+        return [p for p in pids if psutil.pid_exists(p) and p not in _zombies(os.getpid())]
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and running():
+        time.sleep(0.2)
+    assert not running(), "the workers did not exit"
+    deadline = time.monotonic() + 5  # the reaper collects an exit within moments
+    while time.monotonic() < deadline and set(_zombies(os.getpid())) & set(pids):
+        time.sleep(0.1)
+    assert not set(_zombies(os.getpid())) & set(pids)
+
+
+def test_a_local_run_on_a_missing_dataset_is_refused_before_it_starts(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import BackendNotReady
+    from core.runs import start_run
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached downloads either
+    spec = make_spec(dataset={"name": "cifar10", "subset": 100})
+    with pytest.raises(BackendNotReady, match="cifar10 is not on this machine") as err:
+        start_run(store, spec, "local")
+    assert "cifar-10-python.tar.gz" in str(err.value)  # the registry's how-to-get sentence
+    assert store.list_runs() == []  # refused before anything was started or stored

@@ -15,7 +15,7 @@ from core.backends.records import (
     trial_seed,
     with_best_objective,
 )
-from core.store import Store
+from core.store import SCHEMA_VERSION, Store
 from core.training import train
 
 
@@ -146,7 +146,8 @@ def test_a_version_2_database_gets_its_runs_spans(tmp_path) -> None:
         )
     engine.dispose()
     store = Store(url)
-    assert store.schema_version() == 3
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.get_run(1).uid  # and, at version 4, an identity
     run = store.get_run(1)
     assert run.segments == ((10.0, 70.0),) and run.wall_s() == 60.0
     with store.engine.connect() as conn:

@@ -146,7 +146,8 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path, published_spe
     store.heartbeat(1)
     assert store.get_run(1).heartbeat_at is not None
     cols = {c["name"] for c in sa.inspect(store.engine).get_columns("runs")}
-    assert {"forecast_json", "heartbeat_at"} <= cols
+    assert {"forecast_json", "heartbeat_at", "uid"} <= cols
+    assert len(run.uid) == 36
 
 
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
@@ -182,3 +183,37 @@ def test_csv_import_keeps_good_rows_and_reports_bad_lines(
     # importing again updates in place: no duplicates
     store.import_trials_csv(rid, path)
     assert len(store.list_trials(rid)) == 2
+
+
+def test_every_run_has_an_identity_unique_across_stores(home: Path, published_spec) -> None:
+    import uuid
+
+    one, two = Store(f"sqlite:///{home / 'one.db'}"), Store(f"sqlite:///{home / 'two.db'}")
+    a = one.get_run(one.create_run(one.create_study(published_spec), "local"))
+    b = two.get_run(two.create_run(two.create_study(published_spec), "local"))
+    c = one.get_run(one.create_run(a.study_id, "local"))
+    assert a.id == b.id == 1  # ids restart in every database...
+    assert len({a.uid, b.uid, c.uid}) == 3  # ...identities do not
+    assert all(str(uuid.UUID(r.uid)) == r.uid for r in (a, b, c))
+    with pytest.raises(sa.exc.IntegrityError), one.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE runs SET uid = :u WHERE id = :id"), {"u": a.uid, "id": c.id})
+
+
+def test_a_version_3_database_gives_its_runs_identities(tmp_path: Path, published_spec) -> None:
+    url = f"sqlite:///{tmp_path / 'v3.db'}"
+    store = Store(url)
+    sid = store.create_study(published_spec)
+    ids = [store.create_run(sid, "local") for _ in range(3)]
+    with store.engine.begin() as conn:  # back to version 3: no uid column, no index
+        conn.execute(sa.text("DROP INDEX ix_runs_uid"))
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN uid"))
+        conn.execute(sa.text("UPDATE meta SET value = '3' WHERE key = 'schema_version'"))
+    store.dispose()
+    upgraded = Store(url)
+    assert upgraded.schema_version() == SCHEMA_VERSION == 4
+    uids = [upgraded.get_run(i).uid for i in ids]
+    assert all(len(u) == 36 for u in uids) and len(set(uids)) == 3
+    indexes = {i["name"]: i for i in sa.inspect(upgraded.engine).get_indexes("runs")}
+    assert indexes["ix_runs_uid"]["unique"]
+    new = upgraded.get_run(upgraded.create_run(sid, "local"))
+    assert new.uid not in uids

@@ -31,6 +31,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,13 +47,14 @@ from core.backends.local.hypermodel import (
 )
 from core.backends.local.worker import (
     _load_dataset,
+    new_run_folder,
     run_folder,
-    tuner_folder,
+    tuner_path,
     worker_command,
     worker_env,
 )
 from core.costs.forecasting import forecast
-from core.errors import BackendError
+from core.errors import BackendError, CloudTuneError
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store, data_home
 from core.training.model import build_model, clear_session
@@ -73,7 +75,22 @@ REQUIRED_MODULES = ("tensorflow", "keras", "keras_tuner", "tensorboard", "grpc",
 """What the worker imports (KerasTuner needs tensorboard and grpc with TensorFlow)."""
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-"""Workers started by this process, so their exit is collected (no zombies)."""
+"""Workers started by this process and not yet exited (each has a reaper thread)."""
+
+
+def _adopt(proc: subprocess.Popen[bytes]) -> None:
+    """Collect the worker's exit as soon as it happens, so no zombie stays under this process.
+
+    The app server starts workers and may never poll them again (a finished run is not
+    polled), so a thread waits for each one; ``wait`` and ``poll`` share Popen's lock.
+    """
+    _CHILDREN[proc.pid] = proc
+
+    def reap() -> None:
+        proc.wait()
+        _CHILDREN.pop(proc.pid, None)
+
+    threading.Thread(target=reap, name=f"reap-{proc.pid}", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -157,6 +174,17 @@ class LocalBackend:
             )
         return problems
 
+    def dataset_problems(self, spec: StudySpec) -> list[str]:
+        """Return why ``spec``'s dataset cannot be read on this machine (a sentence); [] if it can."""
+        from core.training.data import available_datasets
+
+        d = spec.dataset
+        for info in available_datasets(d.path):
+            if info.name == d.name and not info.available:
+                where = f" at {d.path}" if d.path else ""
+                return [f"The dataset {d.name} is not on this machine{where}. {info.how_to_get}"]
+        return []
+
     def estimate(
         self, spec: StudySpec, settings: Mapping[str, Any], *, calibrate: bool = True
     ) -> Forecast:
@@ -173,13 +201,24 @@ class LocalBackend:
 
     # -- launch, poll, cancel, resume
     def launch(self, spec: StudySpec, run: RunRow) -> str:
-        """Start the run's worker (detached) and return its handle, also stored on the run."""
-        handle = self._start(run.id)
+        """Start the run's worker (detached) and return its handle, also stored on the run.
+
+        The run's folder (named by its identity) is created here; one already there is some
+        other run's, and is refused rather than read.
+
+        Raises:
+            BackendError: the folder exists, or the worker cannot start.
+        """
+        try:
+            folder = new_run_folder(run.uid)
+        except CloudTuneError as err:
+            raise BackendError(str(err)) from err
+        handle = self._start(run.id, folder)
         self.store.update_run(run.id, handle=handle)
         return handle
 
-    def _start(self, run_id: int) -> str:
-        log_path = run_folder(run_id) / "worker.log"
+    def _start(self, run_id: int, folder: Path) -> str:
+        log_path = folder / "worker.log"
         url = absolute_url(self.store.url)
         env = worker_env({"CLOUDTUNE_DB": url, "CLOUDTUNE_HOME": str(data_home().resolve())})
         with open(log_path, "ab") as log:
@@ -195,7 +234,7 @@ class LocalBackend:
                 )
             except OSError as err:
                 raise BackendError(f"Cannot start the local worker: {err.strerror}.") from err
-        _CHILDREN[proc.pid] = proc
+        _adopt(proc)
         started = _create_time(proc.pid)
         return Handle(proc.pid, proc.pid, socket.gethostname(), started, str(log_path)).to_json()
 
@@ -243,9 +282,10 @@ class LocalBackend:
             self.poll(run)
             run = self.store.get_run(run.id)
         _check_resumable(self.store, run)
-        self.store.update_run(run.id, error=None)
+        # no handle until the new worker's: a listing must not find the old, dead one
+        self.store.update_run(run.id, error=None, handle=None)
         self.store.set_run_status(run.id, "queued", detail="resumed")
-        handle = self._start(run.id)
+        handle = self._start(run.id, run_folder(run.uid))
         self.store.update_run(run.id, handle=handle)
         return handle
 
@@ -292,13 +332,18 @@ class LocalBackend:
             f"the run.{log}"
         )
         _stop_running_trials(self.store, run.id, "interrupted: the worker stopped")
-        self.store.set_run_status(run.id, "failed", error=sentence, detail="failed: worker died")
+        self.store.set_run_status(run.id, "failed", error=sentence, detail=interrupted(run.id))
 
 
 _conforms: type[Backend] = LocalBackend
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def interrupted(run_id: int) -> str:
+    """The status detail of a run whose worker died: what the listings show."""
+    return f"interrupted: resume with `python -m core resume {run_id}`"
 
 
 def absolute_url(url: str) -> str:
@@ -433,10 +478,11 @@ def _check_resumable(store: Store, run: RunRow) -> None:
             f"Run {run.id} stopped because its trials kept failing, and would fail the same way "
             "again; narrow the search space and start a new run."
         )
-    project = tuner_folder(run.id) / PROJECT_NAME
+    project = tuner_path(run.uid) / PROJECT_NAME
     if store.list_trials(run.id) and not (project / "oracle.json").exists():
         raise BackendError(
-            f"Run {run.id}'s KerasTuner folder ({project}) is gone, so its search cannot "
+            f"Run {run.id}'s KerasTuner folder ({project}) is gone (deleted, or the run started "
+            "before CloudTune named run folders by run identity), so its search cannot "
             "continue without repeating trials; start a new run."
         )
 
@@ -462,7 +508,7 @@ def export_best_model(
     run = store.get_run(run_id)
     spec = StudySpec.from_dict(run.spec)
     trial = best_trial(store, run)
-    weights = checkpoint_path(tuner_folder(run_id) / PROJECT_NAME, trial.trial_key)
+    weights = checkpoint_path(tuner_path(run.uid) / PROJECT_NAME, trial.trial_key)
     if not weights.exists() and not retrain:
         raise BackendError(
             f"The weights of run {run_id}'s best trial ({trial.trial_key}) are not on this "

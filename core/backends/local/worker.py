@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -70,16 +71,55 @@ MAX_RESTARTS = 2
 _KT_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
 
-def run_folder(run_id: int) -> Path:
+def run_path(uid: str) -> Path:
+    """Return where a run's folder is (not created): ``runs/<uid>`` in the data folder.
+
+    The folder is named by the run's identity (``RunRow.uid``, a UUID), not its id: run ids
+    restart in every database, so an id-named folder could hold another database's run.
+
+    Raises:
+        CloudTuneError: ``uid`` is not a run identity (a database from before schema 4 that
+            was not upgraded, or one edited by hand).
+    """
+    try:
+        name = str(uuid.UUID(str(uid)))
+    except ValueError:
+        raise CloudTuneError(
+            f"The run identity {uid!r} is not a UUID; open the store with this CloudTune "
+            "(it upgrades the database) and start the run again."
+        ) from None
+    return data_home() / "runs" / name
+
+
+def run_folder(uid: str) -> Path:
     """Return (creating it) a run's folder: its KerasTuner project, logs and state."""
-    path = data_home() / "runs" / str(int(run_id))
+    path = run_path(uid)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def tuner_folder(run_id: int) -> Path:
-    """Return the folder holding a run's KerasTuner project."""
-    return run_folder(run_id) / "kt"
+def new_run_folder(uid: str) -> Path:
+    """Create a fresh run's folder; a folder already there is refused, never read.
+
+    Raises:
+        CloudTuneError: the folder exists (it is some other run's: a fresh launch must not
+            reload its KerasTuner state).
+    """
+    path = run_path(uid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise CloudTuneError(
+            f"The folder {path} of this new run already exists, so it holds some other run's "
+            "state; CloudTune does not reuse it. Move it away and launch again."
+        ) from None
+    return path
+
+
+def tuner_path(uid: str) -> Path:
+    """Return the folder that holds (or will hold) a run's KerasTuner project."""
+    return run_path(uid) / "kt"
 
 
 def worker_command(run_id: int, *extra: str) -> list[str]:
@@ -435,7 +475,8 @@ class Session:
         self.run_id = run_id
         run = store.get_run(run_id)
         self.spec = StudySpec.from_dict(run.spec)
-        self.folder = run_folder(run_id)
+        self.uid = run.uid
+        self.folder = run_folder(run.uid)
         self.clock = Clock(self.folder / "state.json")
         self.events = StoreEvents(store, run_id, self.spec, self.clock, _rate(store, run_id))
 
@@ -538,7 +579,7 @@ def run_single(session: Session, threads: int) -> int:
         try:
             _configure_threads(threads)
             dataset = _load_dataset(session.spec)
-            folder = tuner_folder(session.run_id)
+            folder = tuner_path(session.uid)
             tuner = make_tuner(session.spec, dataset, folder, session.events, recycle=watch)
             reconcile(tuner.oracle, session.events)
             freeze_heap()
@@ -566,13 +607,13 @@ def run_worker(store: Store, run_id: int, tuner_id: str, threads: int) -> int:
     os.environ["KERASTUNER_TUNER_ID"] = tuner_id
     run = store.get_run(run_id)
     spec = StudySpec.from_dict(run.spec)
-    clock = Clock(run_folder(run_id) / f"{tuner_id}.state.json")
+    folder = run_folder(run.uid)
+    clock = Clock(folder / f"{tuner_id}.state.json")
     events = StoreEvents(store, run_id, spec, clock, 0.0)
     watch = MemoryWatch(recycle_limit(run.settings))
     with Heartbeat(store, run_id, None, _exit_now, beat=False) as beat:
         _configure_threads(threads)
-        folder = tuner_folder(run_id)
-        tuner = make_tuner(spec, _load_dataset(spec), folder, events, recycle=watch)
+        tuner = make_tuner(spec, _load_dataset(spec), tuner_path(run.uid), events, recycle=watch)
         freeze_heap()
         try:
             tuner.search(verbose=0)
@@ -589,8 +630,10 @@ def run_worker(store: Store, run_id: int, tuner_id: str, threads: int) -> int:
 class LocalWorkers:
     """The chief's local worker processes: start, watch, restart, stop."""
 
-    def __init__(self, run_id: int, db_url: str, address: str, count: int, threads: int) -> None:
-        self.run_id, self.db_url, self.address = run_id, db_url, address
+    def __init__(
+        self, run_id: int, folder: Path, db_url: str, address: str, count: int, threads: int
+    ) -> None:
+        self.run_id, self.folder, self.db_url, self.address = run_id, folder, db_url, address
         self.threads = threads
         self.ids = [f"tuner{i}" for i in range(count)]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -599,7 +642,7 @@ class LocalWorkers:
 
     def start(self, tuner_id: str) -> None:
         """Start (or restart) one local worker in the chief's process group."""
-        log = open(run_folder(self.run_id) / f"{tuner_id}.log", "ab")  # noqa: SIM115
+        log = open(self.folder / f"{tuner_id}.log", "ab")  # noqa: SIM115
         extra = ["--role", "worker", "--tuner-id", tuner_id, "--oracle", self.address]
         extra += ["--threads", str(self.threads)]
         self.procs[tuner_id] = subprocess.Popen(
@@ -627,7 +670,7 @@ class LocalWorkers:
                 continue
             if self.restarts[tuner_id] >= MAX_RESTARTS:
                 self.done.add(tuner_id)
-                path = run_folder(self.run_id) / f"{tuner_id}.log"
+                path = self.folder / f"{tuner_id}.log"
                 return (
                     f"Local worker {tuner_id} crashed {MAX_RESTARTS + 1} times (exit status "
                     f"{proc.returncode}); its log is {path}."
@@ -701,7 +744,7 @@ def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
     with Heartbeat(session.store, session.run_id, session.clock, cancelled) as beat:
         try:
             _configure_threads(1)
-            tuner = make_tuner(session.spec, None, tuner_folder(session.run_id), session.events)
+            tuner = make_tuner(session.spec, None, tuner_path(session.uid), session.events)
             reconcile(tuner.oracle, session.events)
             tuner.save()
             server, servicer, bound = serve_oracle(tuner.oracle, host, port)
@@ -710,7 +753,7 @@ def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
             _write_oracle_file(session.folder, host, bound)
             session.begin(detail=f"running; KerasTuner chief oracle at {host}:{bound}")
             session.clock.restart()
-            crew = LocalWorkers(session.run_id, db_url, address, workers, threads)
+            crew = LocalWorkers(session.run_id, session.folder, db_url, address, workers, threads)
             crew.start_all()
             problem = _supervise(tuner.oracle, servicer, crew)
             crew.stop()
