@@ -351,21 +351,24 @@ def parallel_coordinates(
     data = data.reset_index(drop=True).assign(row=lambda d: d.index)
     long_parts = []
     for col in cols:
-        raw = data[col]
+        raw = data[col].map(
+            lambda v: "–" if v is None or (isinstance(v, float) and np.isnan(v)) else v
+        )
         numeric = pd.to_numeric(raw, errors="coerce")
         if numeric.notna().all():
             lo, hi = float(numeric.min()), float(numeric.max())
             scaled = (numeric - lo) / (hi - lo) if hi > lo else numeric * 0 + 0.5
         else:
-            cats = {v: i for i, v in enumerate(sorted(raw.astype(str).unique()))}
-            scaled = raw.astype(str).map(cats) / max(1, len(cats) - 1)
+            text = raw.map(str)  # runs without this parameter show "–"
+            cats = {v: i for i, v in enumerate(sorted(text.unique()))}
+            scaled = text.map(cats) / max(1, len(cats) - 1)
         long_parts.append(
             pd.DataFrame(
                 {
                     "row": data["row"],
                     "parameter": title_for(col),
                     "scaled": scaled.astype(float),
-                    "value": raw.astype(str),
+                    "value": raw.map(str),
                     value: data[value],
                 }
             )

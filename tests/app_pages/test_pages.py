@@ -209,3 +209,123 @@ def test_launch_times_this_machine_only_when_asked(
     expected = [m for m in app.metric if m.label == "Expected time"]
     assert expected[0].value != "–"
     assert not [b for b in app.button if b.label == "Time this machine"]
+
+
+def test_compare_opens_the_newest_study_with_trials_and_reads_plainly(
+    app: AppTest, store: Store, published_spec
+) -> None:
+    study = seed(store, published_spec, n=5)
+    store.create_study(published_spec)  # newer, but nothing ran yet
+    app.run()
+    visit(app, "app_pages/compare.py")
+    picked = app.multiselect(key="cmp_runs").value
+    assert sorted(picked) == sorted(r.id for r in store.list_runs(study))
+    # the details expander holds the report's readable tables, not raw result fields
+    cells = " ".join(
+        " ".join(map(str, d.value.columns)) + " " + " ".join(map(str, d.value.to_numpy().ravel()))
+        for d in app.dataframe
+    )
+    for raw in ("df_between", "ss_within", "None", "ci_low", "label1"):
+        assert raw not in cells
+    assert "Shapiro" in " ".join(m.value for m in app.markdown)
+    # the CSV opens in Excel with its dashes: a byte order mark, ISO 8601 times
+    button = next(
+        b for b in app.get("download_button") if b.proto.label == "Comparison table (CSV)"
+    )
+    assert download_bytes(button).startswith(b"\xef\xbb\xbf")
+
+
+def test_compare_runs_of_two_studies_says_what_differs(
+    app: AppTest, store: Store, published_spec
+) -> None:
+    first = seed(store, published_spec, n=5)
+    other = published_spec.to_dict() | {"strategy": "random", "dataset": {"name": "fashion_mnist"}}
+    second = store.create_study(other)
+    run = store.create_run(second, "local", spec=other)
+    for i in range(4):
+        store.upsert_trial(
+            run, f"t{i}", status="completed", objective=0.8, duration_s=10.0 + i, cost_usd=0.0
+        )
+    store.set_run_status(run, "running")
+    store.set_run_status(run, "completed")
+    app.run()
+    visit(app, "app_pages/compare.py")
+    assert app.multiselect(key="cmp_runs").value == [run]
+    app.multiselect(key="cmp_runs").set_value([run, *[r.id for r in store.list_runs(first)]]).run()
+    assert not app.exception
+    warnings = " ".join(w.value for w in app.warning)
+    assert "Not comparable: the runs use a different dataset" in warnings
+    text = " ".join(m.value for m in app.markdown)
+    assert "What differs between these runs" in text and "Strategy: bayesian (runs" in text
+    group = app.selectbox(key="cmp_group")
+    group.set_value("strategy").run()
+    assert not app.exception
+    conclusions = " ".join(m.value for m in app.markdown)
+    assert "between strategies" in conclusions and "strategys" not in conclusions
+
+
+def test_compare_of_free_local_runs_points_to_settings(app: AppTest, store: Store) -> None:
+    from tests.seed import SEED_SPEC
+
+    study = store.create_study(SEED_SPEC)
+    for strategy in ("random", "hyperband"):
+        run = store.create_run(study, "local", spec={**SEED_SPEC, "strategy": strategy})
+        for i in range(4):
+            store.upsert_trial(
+                run, f"t{i}", status="completed", objective=0.8 + i / 50, duration_s=10.0 + i
+            )
+    app.run()
+    visit(app, "app_pages/compare.py")
+    infos = " ".join(i.value for i in app.info)
+    assert "local runs cost $0/h by default" in infos and "Settings" in infos
+    assert [p for p in app.get("page_link") if p.proto.label == "Open Settings"]
+
+
+def test_launch_adds_runs_to_an_existing_study_or_names_a_new_one(
+    app: AppTest, store: Store, published_spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.runs
+
+    launched: list[int | None] = []
+
+    def fake_start(store_: Store, spec: StudySpec, name: str, **kw: object) -> int:
+        launched.append(kw["study_id"])  # type: ignore[arg-type]
+        return store_.create_run(int(kw["study_id"]), name, spec=spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(core.runs, "start_run", fake_start)
+    existing = store.create_study(published_spec)
+    app.run()
+    visit(app, "app_pages/launch.py")
+    name = app.text_input(key="launch_study_name").value
+    assert name.startswith("published-study 20") and name.endswith(" #1")
+    app.selectbox(key="launch_study").set_value(existing).run()
+    assert not [t for t in app.text_input if t.key == "launch_study_name"]  # joins that study
+    next(b for b in app.button if b.label == "Launch").click().run()
+    assert launched == [existing]
+    assert {r.study_id for r in store.list_runs()} == {existing}
+
+
+def test_launch_warns_when_a_bayesian_budget_is_all_warm_up(app: AppTest) -> None:
+    app.run()
+    visit(app, "app_pages/launch.py")
+    assert not [w for w in app.warning if "random trials" in w.value]
+    app.number_input(key="b_trials").set_value(5).run()
+    warning = [w.value for w in app.warning if "random trials" in w.value]
+    assert warning and warning[0].startswith("Bayesian optimisation starts with 9 random trials")
+
+
+def test_saving_the_local_rate_recosts_ended_local_runs(app: AppTest, store: Store) -> None:
+    from tests.seed import SEED_SPEC
+
+    study = store.create_study(SEED_SPEC)
+    run = store.create_run(study, "local", spec=SEED_SPEC, settings={"rate_per_hour": 0.0})
+    store.set_run_status(run, "running")
+    store.upsert_trial(run, "t0", status="completed", objective=0.9, duration_s=100.0, cost_usd=0.0)
+    store.set_run_status(run, "completed")
+    app.run()
+    visit(app, "app_pages/settings.py")
+    app.number_input(key="set_local_rate_per_hour").set_value(3.6)
+    next(b for b in app.button if b.label == "Save").click().run()
+    assert not app.exception
+    assert "1 ended local run(s) re-costed" in " ".join(c.value for c in app.caption)
+    assert store.list_trials(run)[0].cost_usd == pytest.approx(0.1)
