@@ -106,6 +106,23 @@ elif view.comparison is not None:
         st.caption("Published study's table (reference, not computed from these trials):")
         st.dataframe(PUBLISHED_STATS, hide_index=True)
 
+if view.blocked:
+    st.subheader("Same configurations on every run: the blocked comparison")
+    st.caption(
+        "Every run trained the same drawn configurations with the same seeds, so each "
+        "configuration is a block: the tests below compare the groups on the same "
+        "configurations and leave the configurations' own effect out."
+    )
+    for result in view.blocked.values():
+        st.markdown(f"**{result.name}**")
+        st.dataframe(result.table(), hide_index=True, width="stretch")
+        for sentence in result.conclusions:
+            st.markdown(f"- {sentence}")
+        for warning in result.warnings:
+            st.caption(f"⚠ {warning}")
+        with st.expander(f"{result.name}: paired comparisons (Holm-adjusted)"):
+            st.dataframe(result.paired, hide_index=True, width="stretch")
+
 st.subheader("Export")
 e1, e2, e3, e4 = st.columns(4)
 e1.download_button(

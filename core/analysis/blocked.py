@@ -19,11 +19,13 @@ the result says how many were. Checked against R in tests/analysis/test_blocked.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -321,3 +323,37 @@ def _conclusions(
             f"{p_phrase(float(row.p_t_holm), res.alpha)}{better})."
         )
     return out
+
+
+def same_configurations_note(specs: Sequence[Mapping[str, Any]]) -> tuple[bool, str | None]:
+    """Whether runs of these specs form one same-configurations design, and why not if close.
+
+    Returns:
+        (True, None) when every spec holds the same drawn configurations; (False, a sentence)
+        when some but not all do, or their configurations differ; (False, None) otherwise.
+    """
+    drawn = [tuple(map(_key, s.get("configurations") or ())) for s in specs]
+    if not any(drawn):
+        return False, None
+    if all(drawn) and len(set(drawn)) == 1:
+        return True, None
+    return False, (
+        "Some of these runs train a same-configurations design and others do not (or another "
+        "set of configurations), so the blocked comparison is not shown; pick runs launched "
+        "with the same configurations."
+    )
+
+
+def _key(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True, default=str)
+
+
+def design_comparisons(
+    done: pd.DataFrame, metrics: Sequence[str], group: str, alpha: float
+) -> dict[str, BlockedResult]:
+    """The blocked comparison of each metric, for trials of one same-configurations design."""
+    return {
+        m: blocked_compare(done, m, group=group, alpha=alpha)
+        for m in metrics
+        if m in done.columns and DESIGN_BLOCK in done.columns
+    }

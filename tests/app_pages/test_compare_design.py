@@ -1,0 +1,73 @@
+"""Compare on a same-configurations study: the blocked comparison appears, and only then."""
+
+from __future__ import annotations
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from core.spec import StudySpec
+from core.spec.design import CONFIG_INDEX, same_configurations
+from core.store import Store
+from tests.app_pages.test_pages import app, visit  # noqa: F401 - the fixture
+
+__all__ = ["app"]
+
+
+def seed_design(store: Store, spec: StudySpec, shifts: dict[str, float]) -> int:
+    """One run a platform, each training the design's configurations once."""
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.3, 0.95, len(spec.configurations))
+    study = store.create_study(spec)
+    for backend, shift in shifts.items():
+        run = store.create_run(study, backend, instance_type="ml.m5.xlarge", spec=spec)
+        store.set_run_status(run, "running")
+        for i, config in enumerate(spec.configurations):
+            seconds = float(rng.normal(600, 30))
+            store.upsert_trial(
+                run,
+                f"{backend}-{i}",
+                params={CONFIG_INDEX: i, **config},
+                status="completed",
+                objective=float(base[i] + shift + rng.normal(0, 0.002)),
+                duration_s=seconds,
+                cost_usd=seconds / 3600 * 0.23,
+                started_at=1000.0 + 700 * i,
+                ended_at=1000.0 + 700 * i + seconds,
+                seed=spec.seed + i,
+            )
+        store.set_run_status(run, "completed")
+    return study
+
+
+def test_compare_shows_the_blocked_comparison_of_a_design(
+    app: AppTest,  # noqa: F811 - the fixture
+    store: Store,
+    published_spec,
+) -> None:
+    design = same_configurations(published_spec, 6)
+    seed_design(store, design, {"sagemaker": 0.0, "vertex": -0.03, "azure": 0.0})
+    app.run()
+    visit(app, "app_pages/compare.py")
+    headers = [h.value for h in app.subheader]
+    assert "Same configurations on every run: the blocked comparison" in headers
+    text = " ".join(m.value for m in app.markdown)
+    assert "The configuration effect is separated from the platform effect" in text
+    assert "Accuracy differs between platforms" in text
+    tables = [d.value for d in app.dataframe]
+    blocked = [t for t in tables if list(t.columns)[:2] == ["Analysis", "Statistic (df)"]]
+    assert len(blocked) == 3  # time, cost and accuracy
+    assert "Friedman rank test" in " ".join(blocked[-1]["Analysis"])
+    assert blocked[-1]["Conclusion"].tolist() == ["Significant", "Significant"]
+
+
+def test_compare_of_an_ordinary_study_has_no_blocked_section(
+    app: AppTest,  # noqa: F811 - the fixture
+    store: Store,
+    published_spec,
+) -> None:
+    from tests.app_pages.test_pages import seed
+
+    seed(store, published_spec)
+    app.run()
+    visit(app, "app_pages/compare.py")
+    assert not any("blocked" in h.value for h in app.subheader)
