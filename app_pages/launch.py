@@ -13,6 +13,7 @@ from core.backends.platforms import instance_key, load_settings
 from core.errors import BackendNotReady, CloudTuneError, SpecError
 from core.runs import forecast_for, needs_timing, readiness, start_run, time_this_machine
 from core.spec import DATASET_NAMES, METRICS, STRATEGIES, parse_spec, spec_problems
+from core.spec.design import MAX_CONFIGURATIONS, same_configurations
 from core.spec.drafts import load_draft, save_draft
 
 store = get_store()
@@ -100,6 +101,25 @@ with left:
         help="grid tries every point (needs steps on floats); hyperband trains many short "
         "trials and promotes the best.",
     )
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    same_configs = c1.toggle(
+        "Same configurations on every platform (fair benchmark)",
+        key="launch_same_configs",
+        help="Draw N configurations once from the space (seeded) and train exactly those, "
+        "with the same seeds, on every chosen platform, each with its own grid tuner over "
+        "the configuration's index. Compare then separates the platform effect from the "
+        "configurations' (a blocked comparison). The strategy above is not used.",
+    )
+    n_configs = int(
+        c2.number_input(
+            "Configurations",
+            min_value=2,
+            max_value=MAX_CONFIGURATIONS,
+            value=6,
+            key="launch_n_configs",
+            disabled=not same_configs,
+        )
+    )
     objective = dict(draft.get("objective") or {})
     c1, c2 = st.columns(2)
     metrics = list(METRICS)
@@ -162,7 +182,18 @@ if problems:
         st.error(p.message, icon=":material/error:")
 else:
     spec = parse_spec(draft)
-    warmup = warmup_warning(spec.to_dict())
+    if same_configs:
+        try:
+            spec = same_configurations(spec, n_configs)
+            st.caption(
+                f"ⓘ Every chosen platform trains the same {n_configs} configurations (grid "
+                f"over config_index, {n_configs} trials, seeds {spec.seed} to "
+                f"{spec.seed + n_configs - 1}); the exact requests below show it."
+            )
+        except SpecError as err:
+            st.error(str(err), icon=":material/error:")
+            spec = None
+    warmup = warmup_warning(spec.to_dict()) if spec is not None else None
     if warmup:
         st.warning(warmup, icon=":material/casino:")
 

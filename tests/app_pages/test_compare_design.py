@@ -71,3 +71,28 @@ def test_compare_of_an_ordinary_study_has_no_blocked_section(
     app.run()
     visit(app, "app_pages/compare.py")
     assert not any("blocked" in h.value for h in app.subheader)
+
+
+def test_launch_same_configurations_launches_the_design(
+    app: AppTest,  # noqa: F811 - the fixture
+    store: Store,
+    monkeypatch,
+) -> None:
+    import core.runs
+
+    launched: list[StudySpec] = []
+
+    def fake_start(store_: Store, spec: StudySpec, name: str, **kw: object) -> int:
+        launched.append(spec)
+        return store_.create_run(int(kw["study_id"]), name, spec=spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(core.runs, "start_run", fake_start)
+    app.run()
+    visit(app, "app_pages/launch.py")
+    app.toggle(key="launch_same_configs").set_value(True).run()
+    app.number_input(key="launch_n_configs").set_value(4).run()
+    captions = " ".join(c.value for c in app.caption)
+    assert "Every chosen platform trains the same 4 configurations" in captions
+    next(b for b in app.button if b.label == "Launch").click().run()
+    assert len(launched) == 1 and len(launched[0].configurations) == 4
+    assert launched[0].strategy == "grid" and launched[0].budget.max_trials == 4
