@@ -98,6 +98,16 @@ def _set_number(page, label: str, value: int) -> None:  # noqa: ANN001 - playwri
     page.wait_for_timeout(700)
 
 
+def _choose(page, label: str, option: str | re.Pattern[str]) -> None:  # noqa: ANN001 - Page
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    box.click()
+    page.get_by_role("option", name=option).first.click()
+    page.wait_for_timeout(1000)
+
+
 def test_define_launch_monitor_compare_download(
     server: str, artifacts: Path, tmp_path: Path
 ) -> None:
@@ -130,9 +140,13 @@ def test_define_launch_monitor_compare_download(
         expect(page.get_by_text("Configurations", exact=True)).to_be_visible()
         page.screenshot(path=str(shots / "2-search-space.png"), full_page=True)
 
-        # Launch: a tiny budget on the local machine
+        # Launch: a tiny random search on the local machine, into a new study
         page.get_by_role("button", name="Continue to Launch").click()
         expect(page.get_by_role("heading", name="Budget")).to_be_visible()
+        _choose(page, "Strategy", "random")
+        page.get_by_role("textbox", name="New study's name").fill("browser-study")
+        page.get_by_role("textbox", name="New study's name").press("Enter")
+        page.wait_for_timeout(700)
         _set_number(page, "In parallel", 1)
         _set_number(page, "Trials", 2)
         _set_number(page, "Epochs per trial", 1)
@@ -148,21 +162,58 @@ def test_define_launch_monitor_compare_download(
         expect(page.get_by_role("button", name=re.compile("Cancel"))).to_have_count(0)
         page.screenshot(path=str(shots / "4-monitor.png"), full_page=True)
 
-        # Compare: download the per-trial table
+        # Launch again: a hyperband run added to the same study
+        page.get_by_role("link", name="Launch").click()
+        expect(page.get_by_role("heading", name="Budget")).to_be_visible()
+        _choose(page, "Strategy", "hyperband")
+        expect(page.get_by_text("Ready", exact=True)).to_be_visible()  # the page has settled
+        _choose(page, "Launch into", re.compile(r"^Add to study \d+: browser-study$"))
+        # no new name to give: the runs join the study
+        expect(page.get_by_role("textbox", name="New study's name")).to_have_count(0)
+        expect(page.get_by_text("Ready", exact=True)).to_be_visible()
+        page.screenshot(path=str(shots / "5-launch-into-study.png"), full_page=True)
+        page.get_by_role("button", name=re.compile(r"Launch$")).click()
+        expect(page.get_by_role("heading", name="Monitor")).to_be_visible()
+        expect(page.get_by_text("Status: completed").first).to_be_visible(timeout=300_000)
+        expect(page.get_by_role("button", name=re.compile("Cancel"))).to_have_count(0)
+
+        # Compare: both runs of the study, grouped by strategy, with the statistics
         page.get_by_role("link", name="Compare").click()
         expect(page.get_by_role("heading", name="Statistics")).to_be_visible()
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(shots / "5-compare.png"), full_page=True)
+        _choose(page, "Group by", "Strategy")
+        expect(page.get_by_text("Strategy: random (run 1); hyperband (run 2).")).to_be_visible()
+        expect(page.get_by_text(re.compile("between strategies")).first).to_be_visible()
+        stats = page.locator('[data-testid="stDataFrame"]').first
+        expect(stats).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "6-compare-by-strategy.png"), full_page=True)
         with page.expect_download() as info:
             page.get_by_role("button", name="Per-trial table (CSV)").click()
         download = info.value
         target = tmp_path / "trials.csv"
         download.save_as(target)
+
+        # Present: the same runs and the same group-by, to the statistics slide
+        page.get_by_role("link", name="Present").click()
+        expect(page.get_by_role("button", name="Next")).to_be_visible()
+        _choose(page, "Group by", "Strategy")
+        for _ in range(4):
+            page.get_by_role("button", name="Next").click()
+            page.wait_for_timeout(1200)
+        expect(page.get_by_role("heading", name="Statistics")).to_be_visible()
+        expect(page.get_by_text("Strategies compared at α = 0.05.")).to_be_visible()
+        expect(page.get_by_text(re.compile("between strategies")).first).to_be_visible()
+        expect(page.locator("table").first).to_contain_text("Analysis")
+        page.screenshot(path=str(shots / "7-present-statistics.png"), full_page=True)
         browser.close()
 
-    rows = list(csv.DictReader(io.StringIO(target.read_text())))
-    assert len(rows) == 2
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with a byte order mark, for Excel
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert len(rows) == 4
     assert {r["backend"] for r in rows} == {"local"}
     assert {r["status"] for r in rows} == {"completed"}
     assert {r["study"] for r in rows} == {"browser-study"}
+    assert {r["strategy"] for r in rows} == {"random", "hyperband"}
     assert all(0.0 <= float(r["objective"]) <= 1.0 for r in rows)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["started_at"]) for r in rows)
