@@ -96,3 +96,13 @@ def test_launch_same_configurations_launches_the_design(
     next(b for b in app.button if b.label == "Launch").click().run()
     assert len(launched) == 1 and len(launched[0].configurations) == 4
     assert launched[0].strategy == "grid" and launched[0].budget.max_trials == 4
+
+
+def test_report_of_a_design_has_the_blocked_section(store: Store, published_spec) -> None:
+    from core.analysis.report import build_report
+
+    design = same_configurations(published_spec, 6)
+    study = seed_design(store, design, {"local": 0.0, "vertex": -0.03})
+    html = build_report(store, study_id=study)
+    assert "Same configurations: the blocked comparison" in html
+    assert "Friedman rank test" in html and "separated from the platform effect" in html

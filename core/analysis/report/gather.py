@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis.blocked import design_comparisons, same_configurations_note
 from core.analysis.selection import spec_differences, warmup_warnings
 from core.analysis.stats import Direction, StatsError, compare
 from core.analysis.views import compare_frame, cost_note, run_totals, single_run_note
@@ -64,6 +65,7 @@ class StudyReport:
     include_reference: bool = False
     cost_note: str = ""
     notes: list[str] = field(default_factory=list)
+    blocked: dict[str, Any] = field(default_factory=dict)
     generated_at: float = field(default_factory=time.time)
 
     @property
@@ -210,4 +212,9 @@ def load_report(
         notes=[*notes, *([single] if single else [])],
     )
     report.comparison, report.stats_note = _compare(report)
+    design, why_not = same_configurations_note([r.spec for r in runs])
+    if why_not:
+        report.notes.append(why_not)
+    if design and not done.empty:
+        report.blocked = design_comparisons(done, report.metrics, group, alpha)
     return report

@@ -242,6 +242,21 @@ def _statistics_html(report: StudyReport) -> str:
     return _section("statistics", "Statistics", body, "break")
 
 
+def _blocked_html(report: StudyReport) -> str:
+    """The same-configurations design's blocked comparison, a block a metric."""
+    parts = [
+        '<p class="lead">Every run trained the same drawn configurations with the same seeds, '
+        "so each configuration is a block: these tests compare the groups on the same "
+        "configurations, with the configurations' own effect left out.</p>"
+    ]
+    for result in report.blocked.values():
+        parts.append(f"<h3>{_e(result.name)}</h3>" + frame_html(result.table(), "stats"))
+        parts.append(_list(result.conclusions, "conclusions"))
+        if result.warnings:
+            parts.append(_list(result.warnings))
+    return _section("blocked", "Same configurations: the blocked comparison", "".join(parts))
+
+
 def _reference_html(report: StudyReport) -> str:
     body = (
         f'<p class="note">{_e(PUBLISHED_SOURCE)}. These are the figures the original study '
@@ -358,6 +373,8 @@ def render_html(report: StudyReport) -> str:
         _charts_html(report),
         _statistics_html(report),
     ]
+    if report.blocked:
+        sections.append(_blocked_html(report))
     if report.show_reference:
         sections.append(_reference_html(report))
     sections += [
