@@ -401,9 +401,9 @@ class VertexBackend(CloudBackendBase):
                 problems.append(f"No Google Cloud credentials were found: {_ADC_HINT}.")
         return problems
 
-    def image_notes(self, settings: Mapping[str, Any]) -> list[str]:
-        """Return what the Launch page says about the training image (warnings first)."""
-        return containers.notes("vertex", container_uri(settings), settings)
+    def training_image(self, settings: Mapping[str, Any]) -> str | None:
+        """Return the image the trials run in."""
+        return container_uri(settings)
 
     # -- previews and bundles
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
