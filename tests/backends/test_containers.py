@@ -117,3 +117,15 @@ def test_azure_accepts_each_source_default_azure_credential_tries(tmp_path: Path
     record.parent.mkdir(parents=True)
     record.write_text("{}", encoding="utf-8")
     assert credential_source({}, home) == "VS Code's Azure sign-in"
+
+
+def test_the_vertex_fake_refuses_an_image_past_end_of_availability() -> None:
+    from tests.fake_vertex import _validate
+
+    old = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
+    pool = {"pythonPackageSpec": {"executorImageUri": old, "args": []}}
+    body = {"trialJobSpec": {"workerPoolSpecs": [pool]}}
+    assert any("end of availability" in p for p in _validate(body))
+    pool = {"containerSpec": {"imageUri": "us-docker.pkg.dev/p/r/cloudtune-trainer:1"}}
+    body = {"trialJobSpec": {"workerPoolSpecs": [pool]}}
+    assert not any("image" in p or "exactly one" in p for p in _validate(body))
