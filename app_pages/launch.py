@@ -269,6 +269,8 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
                     for line in forecast.basis:
                         st.write(line)
                 preview = getattr(backend, "preview", None)
+                for note in getattr(backend, "image_notes", lambda _s: [])(settings):
+                    st.caption(note)
                 if preview is not None:
                     with st.expander("Exact request"):
                         try:

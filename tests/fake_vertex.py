@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from core.backends import containers
 from tests.loopback import LoopbackFake
 from tests.trainer_output import TrainerRun, trainer_run
 
@@ -173,7 +174,8 @@ class FakeVertex(LoopbackFake):
         from core.training.train import HypertuneReporter
 
         pool = job["trialJobSpec"]["workerPoolSpecs"][0]
-        args = list((pool.get("pythonPackageSpec") or {}).get("args") or [])
+        code = pool.get("pythonPackageSpec") or pool.get("containerSpec") or {}
+        args = list(code.get("args") or [])
         args += [f"--{p['parameterId']}={p['value']}" for p in trial["parameters"]]
         with tempfile.TemporaryDirectory() as folder:
             env = {
@@ -316,6 +318,17 @@ def _validate(body: dict[str, Any]) -> list[str]:
     pools = (body.get("trialJobSpec") or {}).get("workerPoolSpecs") or []
     if not pools:
         problems.append("trialJobSpec.workerPoolSpecs is required")
+    for pool in pools:
+        kinds = [k for k in ("pythonPackageSpec", "containerSpec") if k in pool]
+        if len(kinds) != 1:
+            problems.append("a worker pool needs exactly one of pythonPackageSpec, containerSpec")
+        image = (pool.get("pythonPackageSpec") or {}).get("executorImageUri") or (
+            pool.get("containerSpec") or {}
+        ).get("imageUri")
+        if not image:
+            problems.append("the worker pool names no image")
+        elif containers.image_problems("vertex", str(image))[1]:
+            problems.append(f"image {image} is past its end of availability")
     return problems
 
 

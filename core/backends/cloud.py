@@ -150,6 +150,21 @@ class CloudBackendBase:
         """Return how many machines one trial runs on."""
         return 1
 
+    def training_image(self, settings: Mapping[str, Any]) -> str | None:
+        """Return the image (or environment) trials run in; None where none applies."""
+        return None
+
+    def image_notes(self, settings: Mapping[str, Any]) -> list[str]:
+        """Return what the Launch page says about the training image (refusals, warnings first).
+
+        Its end of availability (assets/containers.json) and, for CloudTune's own image, the
+        command that builds and pushes it.
+        """
+        from core.backends import containers
+
+        image = self.training_image(settings)
+        return [] if image is None else containers.notes(self.name, image, settings)
+
     def launch_settings(self, run: RunRow) -> dict[str, Any]:
         """Return the settings a launch uses (a cloud may overlay stored defaults)."""
         return dict(run.settings)

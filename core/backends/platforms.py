@@ -78,6 +78,17 @@ _SETTINGS: dict[str, list[SettingField]] = {
         ),
         SettingField("bucket", "S3 bucket", "Where datasets, code and models are staged."),
         SettingField("instance_type", "Instance type", "", "ml.m5.xlarge"),
+        SettingField(
+            "profile",
+            "AWS profile",
+            "A named profile from ~/.aws/config (empty: the default credential chain).",
+        ),
+        SettingField(
+            "image",
+            "Custom training image",
+            "The image trials run in (empty: the TensorFlow training image of assets/containers.json). CloudTune writes its Dockerfile with the "
+            "export and prints the command that builds and pushes it.",
+        ),
     ],
     "vertex": [
         SettingField("project", "Google Cloud project ID", "e.g. my-project-123"),
@@ -88,6 +99,12 @@ _SETTINGS: dict[str, list[SettingField]] = {
         SettingField("instance_type", "Machine type", "", "n1-standard-4"),
         SettingField("accelerator_type", "Accelerator", "e.g. NVIDIA_TESLA_T4 (empty: none)"),
         SettingField("accelerator_count", "Accelerator count", "", 0),
+        SettingField(
+            "image",
+            "Custom training image",
+            "The image trials run in (empty: a current prebuilt image, else CloudTune's image at its default Artifact Registry path). CloudTune writes its Dockerfile with the "
+            "export and prints the command that builds and pushes it.",
+        ),
     ],
     "azure": [
         SettingField("subscription_id", "Subscription ID", "The Azure subscription's GUID."),
@@ -100,6 +117,28 @@ _SETTINGS: dict[str, list[SettingField]] = {
             "Used only when the workspace cannot say: a launch reads the cluster's real VM size, "
             "which is what the trials run on and what prices them.",
             "Standard_DS3_v2",
+        ),
+        SettingField(
+            "early_termination",
+            "Early termination",
+            "none, bandit, median_stopping or truncation_selection (empty: none).",
+        ),
+        SettingField(
+            "managed_identity_client_id",
+            "Managed identity client ID",
+            "The client ID of a user-assigned managed identity to sign in with, when CloudTune "
+            "runs on Azure (empty: the system-assigned one, or the other credential sources).",
+        ),
+        SettingField(
+            "registry",
+            "Container registry",
+            "The Azure Container Registry (name only) `az acr build` pushes CloudTune's image to.",
+        ),
+        SettingField(
+            "image",
+            "Custom training image",
+            "The image trials run in (empty: the curated TensorFlow environment). CloudTune writes its Dockerfile with the "
+            "export and prints the command that builds and pushes it.",
         ),
     ],
 }

@@ -68,6 +68,10 @@ def _linear_space() -> list[dict[str, Any]]:
 GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "published_bayesian": (_published, dict(BASE)),
     "random_every_type": (_spec, dict(BASE)),
+    "custom_image": (
+        _published,
+        dict(BASE, image="cloudtunecr.azurecr.io/cloudtune-trainer:v2"),
+    ),
     "grid_discrete": (
         lambda: _spec(
             strategy="grid",

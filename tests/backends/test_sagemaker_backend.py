@@ -79,6 +79,10 @@ GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     ),
     "hyperband": (_hyperband, {**BASE, "hyperband_min_epochs": 2, "trial_max_minutes": 30}),
     "grid_discrete": (_grid, {**BASE, "instance_count": 2, "prefix": "team/tuning"}),
+    "custom_image": (
+        _published,
+        {**BASE, "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/cloudtune-trainer:v3"},
+    ),
 }
 
 
@@ -192,6 +196,12 @@ def test_image_comes_from_image_uris_for_region_and_instance() -> None:
     assert cpu.startswith("763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:")
     assert "-cpu-" in cpu and "-gpu-" in gpu and ".us-west-2." in gpu
     assert rq.training_image({"training_image": "my/image:1"}) == "my/image:1"
+    assert rq.training_image({"image": "my/image:2"}) == "my/image:2"
+    # the tag the vendor's image list names, not the SDK's shorter 2.21-cpu-py312
+    assert cpu.endswith(":2.21-cpu-py312-amzn2023-sagemaker")
+    assert gpu.endswith(":2.21-gpu-py312-cu129-amzn2023-sagemaker")
+    older = rq.training_image({"region": "us-east-1", "framework_version": "2.19"})
+    assert older.endswith(":2.19-cpu-py312")  # other versions: as the SDK resolves them
     with pytest.raises(BackendError, match="framework_version"):
         rq.training_image({"region": "us-east-1", "framework_version": "0.1"})
 

@@ -66,6 +66,10 @@ GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     ),
     "random_every_type": (_spec, dict(SETTINGS, job_name="types-job")),
     "grid_discrete": (_grid_spec, dict(SETTINGS, region="europe-west4")),
+    "custom_image": (
+        _spec,
+        dict(SETTINGS, image="us-central1-docker.pkg.dev/cloudtune-test/ml/trainer:v7"),
+    ),
     "bayesian_gpu_median": (
         lambda: _spec(strategy="bayesian", objective={"metric": "val_loss", "goal": "min"}),
         dict(
@@ -118,10 +122,56 @@ def test_published_study_translates_as_in_the_paper() -> None:
     assert req["studySpec"]["metrics"] == [{"metricId": "val_accuracy", "goal": "MAXIMIZE"}]
     pool = req["trialJobSpec"]["workerPoolSpecs"][0]
     assert pool["machineSpec"] == {"machineType": "n1-standard-4"}
-    package = pool["pythonPackageSpec"]
-    assert package["executorImageUri"].endswith("/vertex-ai/training/tf-cpu.2-17.py310:latest")
-    assert package["packageUris"][0].startswith("gs://cloudtune-test-bucket/cloudtune/jobs/")
-    assert "--epochs=3" in package["args"]
+    # No prebuilt TensorFlow training image is current (2.17's ended 2026-07-11): the trial
+    # runs CloudTune's own container, whose entry point is the trainer.
+    assert "pythonPackageSpec" not in pool
+    container = pool["containerSpec"]
+    assert container["imageUri"] == (
+        "us-central1-docker.pkg.dev/cloudtune-test/cloudtune/cloudtune-trainer:latest"
+    )
+    assert "--epochs=3" in container["args"]
+
+
+def test_a_prebuilt_image_past_end_of_availability_is_refused(store: Store) -> None:
+    old = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
+    settings = dict(SETTINGS, image=old)
+    pool = vr.build_request(_spec(), settings)["trialJobSpec"]["workerPoolSpecs"][0]
+    assert pool["pythonPackageSpec"]["executorImageUri"] == old  # a prebuilt: package mode
+    from google.auth.credentials import AnonymousCredentials
+
+    from core.backends.vertex.backend import VertexBackend
+
+    backend = VertexBackend(store, credentials=AnonymousCredentials())
+    problems = [p for p in backend.check(settings) if "end of availability" in p]
+    assert len(problems) == 1 and "2026-07-11" in problems[0]
+    assert "Settings → Vertex AI → Custom training image" in problems[0]
+    assert not [p for p in backend.check(SETTINGS) if "end of availability" in p]
+
+
+def test_an_image_near_end_of_availability_is_a_warning_not_a_refusal() -> None:
+    from datetime import date
+
+    from core.backends import containers
+
+    old = "europe-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
+    warnings, refusals = containers.image_problems("vertex", old, today=date(2026, 6, 1))
+    assert refusals == [] and "reaches its end of availability on 2026-07-11" in warnings[0]
+    assert containers.image_problems("vertex", old, today=date(2026, 1, 1)) == ([], [])
+    assert containers.current_prebuilt("vertex", "cpu", date(2026, 7, 11)) is not None
+    assert containers.current_prebuilt("vertex", "cpu", date(2026, 7, 12)) is None
+
+
+def test_only_tensorflow_and_keras_are_left_to_the_prebuilt_image(tmp_path: Path) -> None:
+    from core.backends.vertex.backend import _setup_py
+
+    (tmp_path / "train.py").write_text("", encoding="utf-8")
+    (tmp_path / "requirements.txt").write_text(
+        "# header\ntensorflow==2.17.0\ntensorflow_cpu>=2\nkeras\ntensorflow-datasets==4.9\n"
+        "pillow==13.0.0\n",
+        encoding="utf-8",
+    )
+    setup = _setup_py(tmp_path)
+    assert "install_requires=['tensorflow-datasets==4.9', 'pillow==13.0.0']" in setup
 
 
 def test_every_parameter_type_maps_to_its_vertex_spec() -> None:
@@ -137,14 +187,13 @@ def test_every_parameter_type_maps_to_its_vertex_spec() -> None:
     assert params["dense_units"]["scaleType"] == "UNIT_LOG_SCALE"
     assert "kernel_size" not in params  # fixed: a plain argument
     args = vr.build_request(_spec(), SETTINGS)["trialJobSpec"]["workerPoolSpecs"][0][
-        "pythonPackageSpec"
+        "containerSpec"
     ]["args"]
     assert "--kernel_size=5" in args and not any("batch_norm" in a for a in args)
     assert not any(a.startswith("--dataset") for a in args)  # the staged folder says it all
     plain = vr.build_request(_spec(model={"batch_norm": False}), SETTINGS)
     assert (
-        "--batch_norm=false"
-        in plain["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]["args"]
+        "--batch_norm=false" in plain["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"]
     )
 
 
@@ -180,8 +229,10 @@ def test_gpu_setting_selects_the_gpu_image_and_regional_registry() -> None:
     gpu = dict(SETTINGS, region="europe-west4", accelerator_type="NVIDIA_TESLA_T4")
     pool = vr.build_request(_spec(), gpu)["trialJobSpec"]["workerPoolSpecs"][0]
     assert pool["machineSpec"]["acceleratorCount"] == 1
-    image = pool["pythonPackageSpec"]["executorImageUri"]
-    assert image == "europe-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
+    # No GPU prebuilt is current either: CloudTune's image, in the region's Artifact Registry
+    image = pool["containerSpec"]["imageUri"]
+    assert image == "europe-west4-docker.pkg.dev/cloudtune-test/cloudtune/cloudtune-trainer:latest"
+    assert vr._registry(gpu) == "europe" and vr._registry({"region": "asia-east1"}) == "asia"
 
 
 # ----------------------------------------------------------------------------- reading jobs back
@@ -344,10 +395,11 @@ def test_launch_poll_finish_and_restart(vertex: Harness, store: Store) -> None:
     )
     assert sent == expected
 
-    # the trainer package and the dataset were uploaded where the request points
+    # the dataset was uploaded where the request points; the trainer is in CloudTune's image,
+    # so no package was uploaded
     paths = vr.gcs_paths(spec, run.settings)
-    package = fake.objects[(paths.bucket, paths.package_blob)]
-    assert package[:2] == b"\x1f\x8b"
+    assert (paths.bucket, paths.package_blob) not in fake.objects
+    assert any(name.startswith(paths.data_prefix + "/") for _, name in fake.objects)
     data = {name for (_, name) in fake.objects if name.startswith(paths.data_prefix + "/")}
     assert any(n.endswith(".npz") for n in data) and any("fingerprint" in n for n in data)
 
@@ -401,7 +453,7 @@ def test_the_dataset_is_uploaded_once(vertex: Harness, store: Store) -> None:
     prefix = f"/upload/storage/v1/b/{vr.bucket_name(vertex.settings)}/o"
     uploads = [p for m, p in fake.calls if m == "POST" and p == prefix]
     assert len(fake.jobs) == 2
-    assert len(uploads) == 2 + 3  # two packages; data files and marker once
+    assert len(uploads) == 3  # data files and marker once; the trainer is in the image
 
 
 def test_cancel_calls_the_jobs_cancel(store: Store, tmp_path: Path) -> None:
@@ -506,9 +558,9 @@ def test_objective_must_be_one_the_trainer_reports(vertex: Harness, store: Store
     else:
         handle = vertex.backend.launch(spec, run)
         assert vertex.fake is not None
-        args = vertex.fake.requests[handle]["trialJobSpec"]["workerPoolSpecs"][0][
-            "pythonPackageSpec"
-        ]["args"]
+        args = vertex.fake.requests[handle]["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"][
+            "args"
+        ]
         assert "--objective=val_loss" in args
 
 
@@ -531,10 +583,8 @@ def test_cli_previews_the_vertex_request(home: Path) -> None:
     assert out.returncode == 0, out.stderr
     request = json.loads(out.stdout)
     assert request["maxTrialCount"] == 20
-    assert (
-        "gs://cli-bucket/"
-        in request["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]["packageUris"][0]
-    )
+    args = request["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"]
+    assert args[0].startswith("--data-dir=gs://cli-bucket/")
 
 
 def test_export_bundle_is_installable(vertex: Harness, tmp_path: Path) -> None:
@@ -603,8 +653,11 @@ def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_
     fake.set_state(handle, "JOB_STATE_RUNNING")
     trial = fake.add_trial(handle, state="ACTIVE")
 
-    # What Vertex AI does for the trial: fetch and pip-install the package, mount the bucket
-    # (Cloud Storage FUSE at /gcs; a folder here), append the trial's values as --name=value.
+    # What Vertex AI does for the trial: start CloudTune's image (its build context holds the
+    # very bundle the backend builds), mount the bucket (Cloud Storage FUSE at /gcs; a folder
+    # here) and append the trial's values to the container's args as --name=value.
+    from core.backends import containers
+
     settings = store.get_run(run_id).settings
     paths = vr.gcs_paths(spec, settings)
     client = storage.Client(
@@ -613,28 +666,22 @@ def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_
         client_options={"api_endpoint": fake.url},
     )
     bucket = client.bucket(paths.bucket)
-    package = tmp_path / "package.tar.gz"
-    bucket.blob(paths.package_blob).download_to_filename(str(package))
     mount = tmp_path / "gcs"
     for _, name in list(fake.objects):
         if name.startswith(paths.data_prefix + "/"):
             local = mount / paths.bucket / name
             local.parent.mkdir(parents=True, exist_ok=True)
             bucket.blob(name).download_to_filename(str(local))
-    site = tmp_path / "site"
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-build-isolation", "--target", str(site), str(package)],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert pip.returncode == 0, pip.stderr
-    python = fake.requests[handle]["trialJobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]
-    args = [a.replace("gs://", f"{mount}/") for a in python["args"]]
+    context = containers.write_context("vertex", settings, tmp_path / "image")
+    assert 'ENTRYPOINT ["python", "train.py"]' in (context / "Dockerfile").read_text()
+    site = context / "trainer"
+    container = fake.requests[handle]["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]
+    assert container["imageUri"] == containers.image_uri_default("vertex", settings)
+    args = [a.replace("gs://", f"{mount}/") for a in container["args"]]
     args += [f"--{p['parameterId']}={p['value']}" for p in trial["parameters"]]
     metrics_file = tmp_path / "hypertune" / "output.metrics"
     env = dict(
         os.environ,
-        PYTHONPATH=str(site),
         CLOUD_ML_TRIAL_ID=trial["id"],
         CLOUD_ML_HP_METRIC_FILE=str(metrics_file),
         AIP_MODEL_DIR=f"{paths.output_uri}/{trial['id']}/model",
@@ -644,7 +691,7 @@ def test_a_trial_runs_the_way_vertex_runs_it(vertex: Harness, store: Store, tmp_
     work = tmp_path / "work"
     work.mkdir()
     out = subprocess.run(
-        [sys.executable, "-m", python["pythonModule"], *args],
+        [sys.executable, str(site / "train.py"), *args],
         cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr

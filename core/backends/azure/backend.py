@@ -25,11 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.backends import containers
 from core.backends.azure.request import (
     CODE_DIR,
     DATA_DIR,
     EARLY_TERMINATION,
     build_sweep_job,
+    environment_image,
     experiment_name,
     keras_metric,
     map_status,
@@ -76,28 +78,95 @@ def credential_source(
 ) -> str | None:
     """Say where DefaultAzureCredential would find credentials, without asking for a token.
 
-    Only the presence of environment variables and of the Azure CLI's login profile is looked
-    at; no secret is read, stored or logged.
+    The sources are tried in DefaultAzureCredential's own order (azure-identity 1.27):
+    environment (service principal), workload identity, managed identity, the shared token
+    cache, VS Code, the Azure CLI, Azure PowerShell, the Azure Developer CLI, and the broker
+    (Windows and WSL). Only environment variables and the presence of each tool's login file
+    are looked at; no secret is read, stored or logged. A managed identity without its
+    endpoint variables (a VM's IMDS) cannot be seen offline: the Settings field
+    ``managed_identity_client_id`` (or ``managed_identity: true``) says the app runs on Azure.
 
     Args:
-        settings: the Azure settings (``managed_identity: true`` says the app runs on Azure).
+        settings: the Azure settings.
         env: the environment (default os.environ).
 
     Returns:
-        A phrase naming the source, or None when none was found.
+        A phrase naming the first source found, or None when none was found.
     """
     env = os.environ if env is None else env
     settings = settings or {}
-    has_id = bool(env.get("AZURE_CLIENT_ID") and env.get("AZURE_TENANT_ID"))
-    if has_id and (env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH")):
-        return "environment variables (service principal)"
-    if has_id and env.get("AZURE_FEDERATED_TOKEN_FILE"):
-        return "workload identity"
-    if env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT") or settings.get("managed_identity"):
-        return "managed identity"
-    if _cli_logged_in(env):
-        return "Azure CLI login (az login)"
+    for name, found in _CREDENTIAL_CHAIN:
+        if found(env, settings):
+            return name
     return None
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("HOME") or Path.home())
+
+
+def _service_principal(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    has_id = bool(env.get("AZURE_CLIENT_ID") and env.get("AZURE_TENANT_ID"))
+    secret = env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH")
+    user = env.get("AZURE_USERNAME") and env.get("AZURE_PASSWORD") and env.get("AZURE_CLIENT_ID")
+    return bool((has_id and secret) or user)
+
+
+def _workload_identity(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    return bool(
+        env.get("AZURE_CLIENT_ID")
+        and env.get("AZURE_TENANT_ID")
+        and env.get("AZURE_FEDERATED_TOKEN_FILE")
+    )
+
+
+def _managed_identity(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    named = settings.get("managed_identity") or settings.get("managed_identity_client_id")
+    return bool(env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT") or named)
+
+
+def _shared_cache(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    return (_home(env) / ".IdentityService" / "msal.cache").is_file()
+
+
+def _vscode(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    return any(
+        (
+            _home(env) / folder / "ms-azuretools.vscode-azureresourcegroups" / "authRecord.json"
+        ).is_file()
+        for folder in (".azure", ".Azure")
+    )
+
+
+def _powershell(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    if shutil.which("pwsh") is None and shutil.which("powershell") is None:
+        return False
+    return any((_home(env) / f / "AzureRmContext.json").is_file() for f in (".Azure", ".azure"))
+
+
+def _developer_cli(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    if shutil.which("azd") is None:
+        return False
+    folder = Path(env.get("AZD_CONFIG_DIR") or _home(env) / ".azd")
+    return (folder / "auth").is_dir() or (folder / "config.json").is_file()
+
+
+def _broker(env: Mapping[str, str], settings: Mapping[str, Any]) -> bool:
+    return False  # Windows' and WSL's signed-in account: not detectable without a token call
+
+
+_CREDENTIAL_CHAIN: tuple[tuple[str, Any], ...] = (
+    ("environment variables (service principal)", _service_principal),
+    ("workload identity", _workload_identity),
+    ("managed identity", _managed_identity),
+    ("the shared token cache", _shared_cache),
+    ("VS Code's Azure sign-in", _vscode),
+    ("Azure CLI login (az login)", lambda env, settings: _cli_logged_in(env)),
+    ("Azure PowerShell login (Connect-AzAccount)", _powershell),
+    ("Azure Developer CLI login (azd auth login)", _developer_cli),
+    ("the Windows broker", _broker),
+)
+"""DefaultAzureCredential's sources in its order, each with an offline probe."""
 
 
 def _cli_logged_in(env: Mapping[str, str]) -> bool:
@@ -248,9 +317,11 @@ class AzureBackend(CloudBackendBase):
         has_own_client = self._client is not None or self._factory is not None
         if not has_own_client and self._credential is None and not credential_source(settings):
             problems.append(
-                "No Azure credentials found: run `az login`, or set AZURE_TENANT_ID, "
+                "No Azure credentials found: run `az login` (or `azd auth login`, or "
+                "Connect-AzAccount in Azure PowerShell), or set AZURE_TENANT_ID, "
                 "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or run on Azure with a managed "
-                "identity (then set managed_identity on the Settings page)."
+                "identity (for a user-assigned one, set Settings → Azure ML → Managed identity "
+                "client ID)."
             )
         return problems
 
@@ -284,7 +355,11 @@ class AzureBackend(CloudBackendBase):
         if credential is None:
             from azure.identity import DefaultAzureCredential
 
-            credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+            client_id = str(settings.get("managed_identity_client_id") or "").strip()
+            credential = DefaultAzureCredential(
+                exclude_interactive_browser_credential=True,
+                managed_identity_client_id=client_id or None,
+            )
         return MLClient(
             credential,
             str(settings["subscription_id"]),
@@ -292,6 +367,10 @@ class AzureBackend(CloudBackendBase):
             str(settings["workspace"]),
             enable_telemetry=False,
         )
+
+    def training_image(self, settings: Mapping[str, Any]) -> str | None:
+        """Return the custom image or the environment the trials run in."""
+        return environment_image(settings)
 
     # -- preview, bundle
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
@@ -318,6 +397,7 @@ class AzureBackend(CloudBackendBase):
         text = to_yaml(spec, settings)  # validate before writing anything
         folder.mkdir(parents=True, exist_ok=True)
         self._build_code(folder / CODE_DIR)
+        containers.write_context("azure", settings, folder / "container", folder / CODE_DIR)
         if not settings.get("data_uri"):
             _stage_data(spec, folder / DATA_DIR)
         (folder / "job.yml").write_text(text, encoding="utf-8")

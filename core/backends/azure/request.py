@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from core.backends import containers
 from core.backends.records import RunStatus
 from core.errors import SpecError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, StudySpec
@@ -312,6 +313,28 @@ def _default(dist: Any) -> Any:
     return dist.min_value
 
 
+def environment(settings: Mapping[str, Any]) -> Any:
+    """Return the trial's environment: a Docker-image one for a custom image, else curated.
+
+    ``settings['image']`` names a custom image (CloudTune's own: core.backends.containers,
+    built by ``az acr build``); ``settings['environment']`` an Azure ML environment asset;
+    without either, the curated TensorFlow environment.
+    """
+    image = containers.custom_image(settings)
+    if image:
+        from azure.ai.ml.entities import Environment
+
+        return Environment(image=image)
+    return str(settings.get("environment") or CURATED_TF_ENVIRONMENT)
+
+
+def environment_image(settings: Mapping[str, Any]) -> str:
+    """Return the image or environment the trials run in (for notes and readiness)."""
+    return containers.custom_image(settings) or str(
+        settings.get("environment") or CURATED_TF_ENVIRONMENT
+    )
+
+
 def build_sweep_job(
     spec: StudySpec,
     settings: Mapping[str, Any],
@@ -344,7 +367,7 @@ def build_sweep_job(
             "data": Input(type="uri_folder", path=data or settings.get("data_uri") or "./data"),
             **{n: _default(space[n]) for n in names},
         },
-        environment=str(settings.get("environment") or CURATED_TF_ENVIRONMENT),
+        environment=environment(settings),
         compute=str(settings.get("compute") or ""),
         environment_variables={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
@@ -422,8 +445,20 @@ def rest_body(spec: StudySpec, settings: Mapping[str, Any]) -> dict[str, Any]:
     their asset ids in their place.
     """
     job = build_sweep_job(spec, settings)
-    body: dict[str, Any] = job._to_rest_object().as_dict()
+    body: dict[str, Any] = _asset_ids(job._to_rest_object().as_dict())
     return body
+
+
+def _asset_ids(value: Any) -> Any:
+    """Write an inline Environment (a custom image) as the anonymous asset id the SDK registers
+    it under at submission (``azureml:CliV2AnonymousEnvironment:<content hash>``)."""
+    if isinstance(value, Mapping):
+        return {k: _asset_ids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_asset_ids(v) for v in value]
+    if hasattr(value, "image") and hasattr(value, "version") and hasattr(value, "name"):
+        return f"azureml:{value.name}:{value.version}"
+    return value
 
 
 def to_yaml(spec: StudySpec, settings: Mapping[str, Any]) -> str:

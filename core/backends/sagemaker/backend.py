@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.backends import containers
 from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted
 from core.backends.platforms import PLATFORMS
@@ -62,7 +63,7 @@ CREDENTIAL_SOURCES: dict[str, str] = {
 
 NO_CREDENTIALS = (
     "No AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run "
-    "`aws configure` or `aws sso login` (and name the profile in Settings → SageMaker), or run "
+    "`aws configure` or `aws sso login` (and name the profile in Settings → AWS SageMaker → AWS profile), or run "
     "CloudTune on an instance with an IAM role."
 )
 NO_REGION = (
@@ -297,6 +298,13 @@ class SageMakerBackend(CloudBackendBase):
             trainer_uri=staged.trainer_uri,
         )
 
+    def training_image(self, settings: Mapping[str, Any]) -> str | None:
+        """Return the image the training jobs run in (None: the region has none)."""
+        try:
+            return rq.training_image(settings)
+        except BackendError:
+            return None
+
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
         """Return the exact CreateHyperParameterTuningJob request as JSON."""
         return rq.to_json(self.request(spec, settings))
@@ -320,6 +328,7 @@ class SageMakerBackend(CloudBackendBase):
             shutil.copytree(staged.trainer_dir, out / "trainer", dirs_exist_ok=True)
             if staged.data_dir is not None:
                 shutil.copytree(staged.data_dir, out / "data", dirs_exist_ok=True)
+            containers.write_context("sagemaker", settings, out / "container", staged.trainer_dir)
         (out / "request.json").write_text(rq.to_json(request), encoding="utf-8")
         (out / "README.txt").write_text(
             bundle_readme(request, staged.data_dir is not None, staged), encoding="utf-8"
@@ -513,7 +522,7 @@ class SageMakerBackend(CloudBackendBase):
                 raise NotFound(
                     f"SageMaker has no tuning job named {job_name!r} in region "
                     f"{run.settings.get('region') or 'of your AWS configuration'}; check the "
-                    "name and the region in Settings → SageMaker."
+                    "name and the region in Settings → AWS SageMaker."
                 ) from err
             raise
         updates: dict[str, Any] = {"handle": job_name}

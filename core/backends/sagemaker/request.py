@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from core.backends import containers
 from core.backends.platforms import PLATFORMS
 from core.backends.records import EpochRecord, RunStatus, TrialRecord, TrialStatus
 from core.errors import BackendError, SpecError
@@ -165,7 +166,7 @@ def settings_problems(settings: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     if not settings.get("region"):
         problems.append(
-            "The AWS region is not set: choose one (e.g. us-east-1) in Settings → SageMaker."
+            "The AWS region is not set: choose one (e.g. us-east-1) in Settings → AWS SageMaker."
         )
     else:
         problems += _region_problems(settings)
@@ -173,7 +174,7 @@ def settings_problems(settings: Mapping[str, Any]) -> list[str]:
     if not role:
         problems.append(
             "The SageMaker execution role is not set: paste the ARN of an IAM role that "
-            "SageMaker may assume (arn:aws:iam::<account>:role/<name>) in Settings → SageMaker."
+            "SageMaker may assume (arn:aws:iam::<account>:role/<name>) in Settings → AWS SageMaker."
         )
     elif not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", role):
         problems.append(
@@ -183,7 +184,7 @@ def settings_problems(settings: Mapping[str, Any]) -> list[str]:
     if not settings.get("bucket"):
         problems.append(
             "The S3 bucket is not set: name a bucket in the same region that the role can "
-            "read and write, in Settings → SageMaker."
+            "read and write, in Settings → AWS SageMaker."
         )
     if not instance_type(settings).startswith("ml."):
         problems.append("The instance type must be a SageMaker type such as ml.m5.xlarge.")
@@ -314,24 +315,37 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def training_image(settings: Mapping[str, Any]) -> str:
-    """Return the TensorFlow training image for the region and instance type.
+    """Return the training image: the custom one Settings names, else the catalog's DLC.
 
-    ``settings['training_image']`` overrides it (a custom image with the same script mode).
+    ``settings['image']`` (or the older ``training_image``) names a custom image, such as
+    CloudTune's own (core.backends.containers: the DLC with the trainer at /opt/ml/code).
+    Otherwise the TensorFlow DLC tag the vendor's image list names (assets/containers.json:
+    ``2.21-cpu-py312-amzn2023-sagemaker``), in the account and region the SDK's image_uris
+    resolve; a ``framework_version`` other than the default is left to the SDK.
 
     Raises:
         BackendError: the region or framework version has no SageMaker image.
     """
-    if settings.get("training_image"):
-        return str(settings["training_image"])
+    given = containers.custom_image(settings) or settings.get("training_image")
+    if given:
+        return str(given)
     version = str(settings.get("framework_version") or DEFAULT_FRAMEWORK_VERSION)
     try:
-        return _image_uri(region(settings), version, instance_type(settings))
+        sdk = _image_uri(region(settings), version, instance_type(settings))
     except ValueError as err:
         raise BackendError(
             f"SageMaker has no TensorFlow {version} training image for region "
             f"{region(settings)!r} and {instance_type(settings)}: {str(err).split('.')[0]}. "
             f"Use framework_version {DEFAULT_FRAMEWORK_VERSION} or another region."
         ) from err
+    if version != DEFAULT_FRAMEWORK_VERSION:
+        return sdk
+    kind = "gpu" if "-gpu-" in sdk else "cpu"
+    listed = containers.current_prebuilt("sagemaker", kind)
+    if listed is None:
+        return sdk
+    registry = sdk.split("/", 1)[0]  # the SDK knows each region's DLC account
+    return registry + "/" + listed.uri.split("/", 1)[1]
 
 
 # ----------------------------------------------------------------------------- ranges

@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.backends import containers
 from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted, run_spec
 from core.backends.platforms import PLATFORMS
@@ -43,6 +44,7 @@ from core.backends.vertex.request import (
     accelerator,
     build_job,
     build_request,
+    container_uri,
     gcs_paths,
     job_resource,
     machine_type,
@@ -51,6 +53,7 @@ from core.backends.vertex.request import (
     parse_job,
     slug,
     spec_from_job,
+    uses_prebuilt,
 )
 from core.errors import (
     BackendError,
@@ -152,6 +155,20 @@ def _tar_filter(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return info
 
 
+_IMAGE_PACKAGES = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "keras")
+
+
+def _image_provided(line: str) -> bool:
+    """Tell whether a requirement names TensorFlow or Keras, which the prebuilt image provides.
+
+    The package is only installed into a prebuilt image, whose TensorFlow must not be replaced
+    by pip; other TensorFlow-named packages (tensorflow-datasets, ...) stay. CloudTune's custom
+    container installs its pinned TensorFlow in its Dockerfile instead.
+    """
+    name = re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return name in _IMAGE_PACKAGES
+
+
 def _setup_py(bundle: Path) -> str:
     modules = sorted(p.stem for p in bundle.glob("*.py") if p.name != "setup.py")
     requirements: list[str] = []
@@ -160,7 +177,7 @@ def _setup_py(bundle: Path) -> str:
         requirements = [
             line.strip()
             for line in req.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#") and "tensorflow" not in line
+            if line.strip() and not line.startswith("#") and not _image_provided(line)
         ]
     return (
         "from setuptools import find_packages, setup\n\n"
@@ -371,6 +388,7 @@ class VertexBackend(CloudBackendBase):
                 "The Vertex AI SDK is not installed: run `pip install google-cloud-aiplatform`."
             )
         problems += _settings_problems(settings)
+        problems += containers.image_problems("vertex", container_uri(settings))[1]
         if self.credentials_source() is None:
             named = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
             if named:
@@ -382,6 +400,10 @@ class VertexBackend(CloudBackendBase):
             else:
                 problems.append(f"No Google Cloud credentials were found: {_ADC_HINT}.")
         return problems
+
+    def training_image(self, settings: Mapping[str, Any]) -> str | None:
+        """Return the image the trials run in."""
+        return container_uri(settings)
 
     # -- previews and bundles
     def preview(self, spec: StudySpec, settings: Mapping[str, Any]) -> str:
@@ -414,6 +436,7 @@ class VertexBackend(CloudBackendBase):
         with tempfile.TemporaryDirectory() as tmp:
             bundle = self._bundle_builder(Path(tmp) / "trainer")
             build_package(bundle, folder)
+            containers.write_context("vertex", settings, folder / "container", bundle)
         self._data_stager(spec, folder / "data")
         (folder / "README.txt").write_text(_readme(spec, settings, request), encoding="utf-8")
         return str(folder)
@@ -436,9 +459,10 @@ class VertexBackend(CloudBackendBase):
         paths = gcs_paths(spec, settings)
         with tempfile.TemporaryDirectory() as tmp:
             bundle = self._bundle_builder(Path(tmp) / "trainer")
-            package = build_package(bundle, Path(tmp) / "dist")
-            with _provider_errors(f"uploading the trainer to {paths.package_uri}"):
-                self._upload(paths.bucket, paths.package_blob, package, settings)
+            if uses_prebuilt(settings):  # a custom image holds the trainer already
+                package = build_package(bundle, Path(tmp) / "dist")
+                with _provider_errors(f"uploading the trainer to {paths.package_uri}"):
+                    self._upload(paths.bucket, paths.package_blob, package, settings)
             self._stage_data(spec, paths.bucket, paths.data_prefix, Path(tmp) / "data", settings)
         with _provider_errors("creating the Vertex AI tuning job"):
             job = build_job(spec, settings, credentials=self._credentials, anonymous=False)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from core.backends import containers
 from core.backends.cloud import JobReport
 from core.backends.platforms import PLATFORMS
 from core.backends.records import EpochRecord, RunStatus, TrialRecord, TrialStatus
@@ -46,8 +47,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REGION = PLATFORMS["vertex"].default_region
 DEFAULT_MACHINE_TYPE = PLATFORMS["vertex"].default_instance
-TF_IMAGE_VERSION = "2-17.py310"
-"""The newest TensorFlow in Vertex AI's prebuilt training containers (TF 2.17, Python 3.10)."""
 PACKAGE_NAME = "cloudtune_trainer"
 PACKAGE_VERSION = "0.1.0"
 PYTHON_MODULE = "train"
@@ -222,26 +221,41 @@ def gcs_paths(spec: StudySpec, settings: Mapping[str, Any]) -> GcsPaths:
     )
 
 
-def container_uri(settings: Mapping[str, Any]) -> str:
-    """Return the prebuilt TensorFlow training image (GPU variant when an accelerator is set).
+def _registry(settings: Mapping[str, Any]) -> str:
+    region = str(settings.get("region") or DEFAULT_REGION)
+    return {"europe": "europe", "asia": "asia", "australia": "asia", "me": "europe"}.get(
+        region.split("-", 1)[0], "us"
+    )
 
-    ``settings['container_uri']`` overrides it. The registry is the one nearest the region
-    (us, europe or asia).
+
+def container_uri(settings: Mapping[str, Any]) -> str:
+    """Return the training image: the one Settings names, else a current prebuilt one.
+
+    ``settings['image']`` (or the older ``container_uri``) names it. Without one, the newest
+    prebuilt TensorFlow image of the catalog (assets/containers.json) that is not past its
+    end of availability is used, from the registry nearest the region (GPU variant with an
+    accelerator); when none is current, CloudTune's own custom container at its default
+    Artifact Registry path (core.backends.containers.build_command builds it).
 
     Args:
-        settings: region, accelerator_type, accelerator_count, container_uri.
+        settings: region, project, accelerator_type, accelerator_count, image.
 
     Returns:
         The image URI.
     """
-    if settings.get("container_uri"):
-        return str(settings["container_uri"])
-    region = str(settings.get("region") or DEFAULT_REGION)
-    prefix = {"europe": "europe", "asia": "asia", "australia": "asia", "me": "europe"}.get(
-        region.split("-", 1)[0], "us"
-    )
+    given = containers.custom_image(settings) or settings.get("container_uri")
+    if given:
+        return str(given)
     kind = "gpu" if accelerator(settings)[1] > 0 else "cpu"
-    return f"{prefix}-docker.pkg.dev/vertex-ai/training/tf-{kind}.{TF_IMAGE_VERSION}:latest"
+    image = containers.current_prebuilt("vertex", kind)
+    if image is None:
+        return containers.image_uri_default("vertex", settings)
+    return image.uri.replace("{registry}", _registry(settings))
+
+
+def uses_prebuilt(settings: Mapping[str, Any]) -> bool:
+    """Tell whether the trial runs in a prebuilt image (the trainer package is then installed)."""
+    return containers.find("vertex", container_uri(settings)) is not None
 
 
 def accelerator(settings: Mapping[str, Any]) -> tuple[str | None, int]:
@@ -421,22 +435,25 @@ def worker_pool_specs(spec: StudySpec, settings: Mapping[str, Any]) -> list[dict
     if kind:
         machine["accelerator_type"] = kind
         machine["accelerator_count"] = count
-    return [
-        {
-            "machine_spec": machine,
-            "replica_count": 1,
-            "disk_spec": {
-                "boot_disk_type": "pd-ssd",
-                "boot_disk_size_gb": int(settings.get("boot_disk_gb") or 100),
-            },
-            "python_package_spec": {
-                "executor_image_uri": container_uri(settings),
-                "package_uris": [paths.package_uri],
-                "python_module": PYTHON_MODULE,
-                "args": trainer_args(spec, paths.data_uri),
-            },
+    pool: dict[str, Any] = {
+        "machine_spec": machine,
+        "replica_count": 1,
+        "disk_spec": {
+            "boot_disk_type": "pd-ssd",
+            "boot_disk_size_gb": int(settings.get("boot_disk_gb") or 100),
+        },
+    }
+    args = trainer_args(spec, paths.data_uri)
+    if uses_prebuilt(settings):
+        pool["python_package_spec"] = {
+            "executor_image_uri": container_uri(settings),
+            "package_uris": [paths.package_uri],
+            "python_module": PYTHON_MODULE,
+            "args": args,
         }
-    ]
+    else:  # CloudTune's image: its entry point is the trainer; Vertex AI appends --name=value
+        pool["container_spec"] = {"image_uri": container_uri(settings), "args": args}
+    return [pool]
 
 
 def _early_stopping(settings: Mapping[str, Any]) -> bool:
