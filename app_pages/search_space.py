@@ -6,7 +6,14 @@ import streamlit as st
 from app_pages._shared import get_store
 from core.errors import SpecError
 from core.spec import KNOWN_PARAMS, PARAM_TYPES, SCALES, parse_spec, spec_problems
-from core.spec.drafts import PRESETS, draft_from_upload, load_draft, preset, save_draft
+from core.spec.drafts import (
+    PRESET_NOTES,
+    PRESETS,
+    draft_from_upload,
+    load_draft,
+    preset,
+    save_draft,
+)
 from core.spec.edit import new_param, parse_values, points_label, range_advice, values_text
 
 store = get_store()
@@ -30,6 +37,8 @@ with st.expander("Presets, upload and download", expanded=False, icon=":material
     choice = c1.selectbox("Preset", list(PRESETS), key="preset_choice")
     if c2.button("Load preset", width="stretch"):
         reload(preset(choice))
+    if choice in PRESET_NOTES:
+        st.caption(PRESET_NOTES[choice])
     upload = st.file_uploader("Load a spec (JSON or YAML)", type=["json", "yaml", "yml"])
     if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
         st.session_state["uploaded_id"] = upload.file_id
