@@ -25,6 +25,8 @@ DATASET_NAMES: tuple[str, ...] = tuple(d.name for d in DATASETS)
 PARAM_TYPES: tuple[str, ...] = ("float", "int", "choice", "fixed")
 SCALES: tuple[str, ...] = ("linear", "log")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
+EARLY_STOPPING: tuple[str, ...] = ("none", "median")
+"""``budget.early_stopping``: none, or stop a trial whose best so far is below the median."""
 MODEL_OPTIONS: dict[str, Any] = {"batch_norm": True}
 
 _GOAL_ALIASES = {
