@@ -144,13 +144,14 @@ def test_search_space_add_and_remove_parameters(app: AppTest) -> None:
     app.run()
     visit(app, "app_pages/search_space.py")
     before = len([s for s in app.selectbox if s.label == "Parameter"])
-    app.selectbox(key="0-add").set_value("optimizer")
+    app.selectbox(key="0-add").set_value("conv_blocks")
     next(b for b in app.button if b.label == "Add").click().run()
     names = [s.value for s in app.selectbox if s.label == "Parameter"]
-    assert len(names) == before + 1 and names[-1] == "optimizer"
+    assert len(names) == before + 1 and names[-1] == "conv_blocks"
     app.button(key="1-0-remove").click().run()
     names = [s.value for s in app.selectbox if s.label == "Parameter"]
-    assert names == ["batch_size", "dropout_rate", "optimizer"]
+    # the published preset fixes optimizer (sgd) and momentum
+    assert names == ["batch_size", "dropout_rate", "optimizer", "momentum", "conv_blocks"]
 
 
 def test_compare_shows_the_statistics_table_and_its_csv(

@@ -187,7 +187,11 @@ def test_each_translation_matches_its_golden(case: str) -> None:
     path = GOLDEN / case
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
+    stored = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":  # the SDKs' key order may vary: compare the requests
+        assert json.loads(text) == json.loads(stored)
+    else:
+        assert text == stored
 
 
 # ----------------------------------------------------------------------------- a real tuner
