@@ -9,12 +9,28 @@ from app_pages._shared import friendly, get_store
 from core.analysis.selection import default_study_name, warmup_warning
 from core.analysis.views import format_duration
 from core.backends.base import BACKENDS, get_backend
-from core.backends.platforms import instance_key, load_settings
+from core.backends.platforms import early_stopping_note, instance_key, load_settings
 from core.errors import BackendNotReady, CloudTuneError, SpecError
 from core.runs import forecast_for, needs_timing, readiness, start_run, time_this_machine
-from core.spec import DATASET_NAMES, METRICS, STRATEGIES, parse_spec, spec_problems
+from core.spec import (
+    DATASET_NAMES,
+    EARLY_STOPPING,
+    METRICS,
+    STRATEGIES,
+    parse_spec,
+    spec_problems,
+)
 from core.spec.design import MAX_CONFIGURATIONS, same_configurations
 from core.spec.drafts import load_draft, save_draft
+
+
+def choose(
+    label: str, options: tuple[str, ...], current: object, key: str, hint: str, fallback: int = 0
+) -> str:
+    """A selectbox on ``current`` (``options[fallback]`` when it is not one of them)."""
+    index = options.index(current) if current in options else fallback  # type: ignore[arg-type]
+    return str(st.selectbox(label, options, index=index, key=key, help=hint))
+
 
 store = get_store()
 st.title("Launch")
@@ -92,14 +108,14 @@ with left:
         )
 
     st.subheader("Search")
-    strategy = draft.get("strategy", "bayesian")
-    draft["strategy"] = st.selectbox(
+    draft["strategy"] = choose(
         "Strategy",
         STRATEGIES,
-        index=STRATEGIES.index(strategy) if strategy in STRATEGIES else 2,
-        key="strategy",
-        help="grid tries every point (needs steps on floats); hyperband trains many short "
+        draft.get("strategy", "bayesian"),
+        "strategy",
+        "grid tries every point (needs steps on floats); hyperband trains many short "
         "trials and promotes the best.",
+        fallback=2,
     )
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     same_configs = c1.toggle(
@@ -170,6 +186,16 @@ with right:
     draft["seed"] = int(c3.number_input("Seed", value=int(draft.get("seed", 42)), key="seed"))
     budget["max_minutes"] = minutes or None
     budget["max_cost_usd"] = dollars or None
+    budget["early_stopping"] = choose(
+        "Early stopping",
+        EARLY_STOPPING,
+        str(budget.get("early_stopping") or "none"),
+        "b_early",
+        "median: stop a trial whose best so far is worse than the median of the completed "
+        "trials at the same epoch; each platform's own rule is said below.",
+    )
+    if budget["early_stopping"] == "none":
+        budget["early_stopping"] = None
     draft["budget"] = {k: v for k, v in budget.items() if v is not None}
 
 if draft != load_draft(store):
@@ -265,6 +291,9 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
                         f"Worst case from the caps: ${forecast.worst_cost_usd:,.2f}, "
                         f"{format_duration(forecast.worst_wall_s)}"
                     )
+                note = early_stopping_note(name, spec, settings)
+                if note:
+                    st.caption(note)
                 with st.expander("How this forecast was made"):
                     for line in forecast.basis:
                         st.write(line)

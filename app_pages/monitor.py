@@ -88,15 +88,23 @@ def show_run(run_id: int) -> None:
         st.altair_chart(charts.learning_curves(epochs, metric), width="stretch")
         trials = store.trials_frame(run_ids=[run.id])
         if not trials.empty:
-            cols = ["trial", "status", "objective", "duration_s", "cost_usd"] + [
-                c for c in trials.columns if c.startswith("p_")
+            cols = ["trial", "status", "diverged", "objective", "duration_s", "cost_usd"] + [
+                c for c in trials.columns if c.startswith("p_") or c == "early_stopped"
             ]
+            diverged = int(trials["diverged"].sum())
+            if diverged:
+                st.warning(
+                    f"{diverged} of {len(trials)} trials diverged (loss not finite or "
+                    "validation accuracy at chance): see the diverged column.",
+                    icon=":material/trending_down:",
+                )
             st.dataframe(
                 trials[cols],
                 hide_index=True,
                 width="stretch",
                 column_config={
                     "objective": st.column_config.NumberColumn(format="%.4f"),
+                    "diverged": st.column_config.CheckboxColumn("diverged"),
                     "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
                     "cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.4f"),
                 },

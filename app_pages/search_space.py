@@ -15,6 +15,7 @@ from core.spec import (
     spec_problems,
 )
 from core.spec.drafts import (
+    PRESET_NOTES,
     PRESETS,
     downloads,
     draft_from_upload,
@@ -46,6 +47,8 @@ with st.expander("Presets, upload and download", expanded=False, icon=":material
     choice = c1.selectbox("Preset", list(PRESETS), key="preset_choice")
     if c2.button("Load preset", width="stretch"):
         reload(preset(choice))
+    if choice in PRESET_NOTES:
+        st.caption(PRESET_NOTES[choice])
     upload = st.file_uploader("Load a spec (JSON or YAML)", type=["json", "yaml", "yml"])
     if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
         st.session_state["uploaded_id"] = upload.file_id

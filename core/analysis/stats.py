@@ -810,6 +810,28 @@ def compare(
         out.warnings.append(
             f"{layout.missing_group} row(s) have no value in '{group}' and were left out."
         )
+    out.warnings.extend(_diverged_sentences(df, group, layout))
+    return out
+
+
+def _diverged_sentences(df: pd.DataFrame, group: str, layout: _Layout) -> list[str]:
+    """Say per group how many trials diverged (``diverged`` column); they stay in the tests.
+
+    Example: "2 of 6 Local trials diverged (loss not finite or accuracy at chance); they
+    count in the statistics as real outcomes."
+    """
+    if "diverged" not in df.columns or group not in df.columns:
+        return []
+    flags = df["diverged"].fillna(False).astype(bool).to_numpy()
+    out = []
+    for code, label in enumerate(layout.labels):
+        rows = layout.order[layout.codes == code]
+        n, bad = len(rows), int(flags[rows].sum())
+        if bad:
+            out.append(
+                f"{bad} of {n} {label} trials diverged (loss not finite or accuracy at "
+                "chance); they count in the statistics as real outcomes."
+            )
     return out
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from core.spec import StudySpec
     from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -226,3 +227,31 @@ def save_settings(store: Store, backend: str, values: dict[str, Any]) -> None:
 def instance_key(backend: str) -> str:
     """Return the settings key that holds a platform's machine type."""
     return {"local": ""}.get(backend, "instance_type")
+
+
+NOTE_MODULES: dict[str, str] = {
+    "local": "core.backends.local.hypermodel",
+    "sagemaker": "core.backends.sagemaker.request",
+    "vertex": "core.backends.vertex.request",
+    "azure": "core.backends.azure.request",
+}
+"""The module whose ``early_stopping_note`` says how each platform stops trials early."""
+
+
+def early_stopping_note(name: str, spec: StudySpec, settings: dict[str, Any]) -> str | None:
+    """Say how a platform applies ``budget.early_stopping`` (None: the spec asks for none).
+
+    Args:
+        name: the platform.
+        spec: the study.
+        settings: the platform's settings (a setting may override the spec).
+
+    Returns:
+        One sentence, or None.
+    """
+    import importlib
+
+    note: str | None = importlib.import_module(NOTE_MODULES[name]).early_stopping_note(
+        spec, settings
+    )
+    return note

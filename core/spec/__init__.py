@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from core.spec.params import (
     DATASET_NAMES,
+    EARLY_STOPPING,
     GOALS,
     KNOWN_PARAMS,
     LIMITS,
@@ -78,6 +79,7 @@ __all__ = [
     "METRICS",
     "MODEL_OPTIONS",
     "OPTIMIZERS",
+    "EARLY_STOPPING",
     "Objective",
     "PARAM_TYPES",
     "Param",

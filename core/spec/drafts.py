@@ -33,6 +33,15 @@ PRESETS: dict[str, Path] = {
     / "specs"
     / "published_study_cifar10.yaml",
 }
+PUBLISHED_OPTIMIZER_NOTE = (
+    "The paper gives the ranges but not the optimizer. Learning rates of 0.001-0.1 are an SGD "
+    "range, so this preset assumes SGD with momentum 0.9 (with Adam, most of that range "
+    "diverges and trials end at chance); an assumption you can change below."
+)
+PRESET_NOTES: dict[str, str] = {
+    name: PUBLISHED_OPTIMIZER_NOTE for name in PRESETS if name.startswith("Published study")
+}
+"""What a preset assumes beyond its source, shown where the preset is offered."""
 DRAFT_KEY = "draft.spec"
 
 

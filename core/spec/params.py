@@ -25,6 +25,8 @@ DATASET_NAMES: tuple[str, ...] = tuple(d.name for d in DATASETS)
 PARAM_TYPES: tuple[str, ...] = ("float", "int", "choice", "fixed")
 SCALES: tuple[str, ...] = ("linear", "log")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
+EARLY_STOPPING: tuple[str, ...] = ("none", "median")
+"""``budget.early_stopping``: none, or stop a trial whose best so far is below the median."""
 MODEL_OPTIONS: dict[str, Any] = {"batch_norm": True}
 
 MAX_NAME_CHARS = 100
@@ -93,6 +95,14 @@ KNOWN_PARAMS: dict[str, ParamInfo] = {
             description="Dropout before and after the dense head",
         ),
         ParamInfo("optimizer", "str", "adam", values=OPTIMIZERS, description="Optimizer"),
+        ParamInfo(
+            "momentum",
+            "float",
+            0.9,
+            0.0,
+            0.99,
+            description="SGD's momentum (adam and rmsprop ignore it)",
+        ),
         ParamInfo("conv_blocks", "int", 2, 1, 6, description="Conv + BN + ReLU + pool blocks"),
         ParamInfo("filters", "int", 32, 1, 1024, description="Filters of the first block"),
         ParamInfo("dense_units", "int", 64, 1, 8192, description="Units of the dense head"),

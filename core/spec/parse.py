@@ -14,6 +14,7 @@ from core.spec.design import CONFIG_INDEX, MAX_CONFIGURATIONS
 from core.spec.params import (
     _GOAL_ALIASES,
     DATASET_NAMES,
+    EARLY_STOPPING,
     KNOWN_PARAMS,
     LIMITS,
     MAX_GRID_POINTS,
@@ -338,7 +339,14 @@ class _Parser:
         d = self.mapping(
             data,
             "budget",
-            ("max_trials", "parallel_trials", "epochs", "max_minutes", "max_cost_usd"),
+            (
+                "max_trials",
+                "parallel_trials",
+                "epochs",
+                "max_minutes",
+                "max_cost_usd",
+                "early_stopping",
+            ),
         )
         kw: dict[str, Any] = {}
         for key, default in (("max_trials", 10), ("parallel_trials", 1), ("epochs", 2)):
@@ -347,6 +355,14 @@ class _Parser:
             )
         kw["max_minutes"] = self.number(d, "max_minutes", "budget.max_minutes", positive=True)
         kw["max_cost_usd"] = self.number(d, "max_cost_usd", "budget.max_cost_usd", positive=True)
+        kw["early_stopping"] = str(d.get("early_stopping") or "none").lower()
+        if kw["early_stopping"] not in EARLY_STOPPING:
+            self.bad(
+                "budget.early_stopping",
+                f"budget.early_stopping {_fmt(d['early_stopping'])} is unknown; use "
+                f"{' or '.join(EARLY_STOPPING)}.",
+            )
+            kw["early_stopping"] = "none"
         if kw["parallel_trials"] > kw["max_trials"]:
             self.bad(
                 "budget.parallel_trials",

@@ -68,6 +68,8 @@ class Budget:
         epochs: epochs per trial (the maximum epochs per trial for hyperband).
         max_minutes: stop the run after this many minutes (None: no cap).
         max_cost_usd: stop the run before it spends more than this (None: no cap).
+        early_stopping: "none", or "median": stop a trial whose best so far falls below the
+            median of the completed trials at the same epoch (each platform's own rule).
     """
 
     max_trials: int = 10
@@ -75,9 +77,10 @@ class Budget:
     epochs: int = 2
     max_minutes: float | None = None
     max_cost_usd: float | None = None
+    early_stopping: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form, leaving out unset caps."""
+        """Return the JSON form, leaving out unset caps and early stopping when none."""
         out: dict[str, Any] = {
             "max_trials": self.max_trials,
             "parallel_trials": self.parallel_trials,
@@ -87,6 +90,8 @@ class Budget:
             out["max_minutes"] = self.max_minutes
         if self.max_cost_usd is not None:
             out["max_cost_usd"] = self.max_cost_usd
+        if self.early_stopping != "none":
+            out["early_stopping"] = self.early_stopping
         return out
 
 

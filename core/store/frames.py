@@ -24,8 +24,9 @@ def trials_frame(
 
     Columns: study_id, study, run_id, backend, instance_type, strategy, trial, trial_key,
     status, objective, duration_s, billable_s, cost_usd, started_at, ended_at, seed, error,
-    the final metrics (one column each) and the parameters (one column each, prefixed
-    ``p_``). Built column-wise, so 100,000 trials read in about a second.
+    the final metrics (one column each), the parameters (one column each, prefixed ``p_``)
+    and ``diverged`` (see :func:`diverged_flags`). Built column-wise, so 100,000 trials read
+    in about a second.
     """
     import pandas as pd
 
@@ -88,6 +89,7 @@ def trials_frame(
         "error",
     ]
     if not rows:
+        columns.append("diverged")
         return pd.DataFrame(columns=columns)
     cols = list(zip(*rows, strict=True))
     run_col = pd.Series(cols[0], dtype="int64")
@@ -99,6 +101,11 @@ def trials_frame(
             "run_instance": {k: r.instance_type for k, r in run_rows.items()},
             "strategy": {
                 k: str(loads(r.spec_json).get("strategy", "")) for k, r in run_rows.items()
+            },
+            "chance": {k: _chance(loads(r.spec_json)) for k, r in run_rows.items()},
+            "objective_metric": {
+                k: str((loads(r.spec_json).get("objective") or {}).get("metric", "val_accuracy"))
+                for k, r in run_rows.items()
             },
         }
     )
@@ -136,7 +143,62 @@ def trials_frame(
         extra[f"p_{name}"] = params[name].to_numpy()
     if extra:
         frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+    frame["diverged"] = diverged_flags(
+        frame,
+        run_col.map(per_run["chance"]),
+        run_col.map(per_run["objective_metric"]) == "val_accuracy",
+    )
     return frame
+
+
+CHANCE_MARGIN = 0.02
+"""A validation accuracy within this of chance (1 / classes) is at chance."""
+
+LOSS_FAILURES = ("loss became nan", "loss diverged")
+"""The local backend's sentences for a trial whose loss was not finite or blew up
+(``core.backends.local.hypermodel.divergence``), lower case."""
+
+
+def _chance(spec: dict[str, Any]) -> float | None:
+    """Chance accuracy of a run's dataset (1 / classes), or None when its classes are unknown."""
+    from core.training.datasets import find_dataset
+
+    name = (spec.get("dataset") or {}).get("name", "digits")
+    facts = find_dataset(str(name))
+    classes = facts.num_classes if facts is not None else None
+    return 1.0 / classes if classes else None
+
+
+def diverged_flags(frame: Any, chance: Any, objective_is_accuracy: Any) -> Any:
+    """Return which trials diverged: a derived flag, not a status (the statistics keep them).
+
+    A trial diverged when its loss was not finite (an infinite final ``loss``, or the local
+    backend's NaN/diverged sentence as its error), or when its validation accuracy
+    never rose more than :data:`CHANCE_MARGIN` above chance: its best validation accuracy (the
+    objective when that is val_accuracy, else the recorded ``val_accuracy``) is at most
+    1 / classes + 0.02. A trial with neither figure yet is not flagged.
+
+    Args:
+        frame: the per-trial table (objective, error and any metric columns).
+        chance: per row, 1 / classes of the run's dataset (None when unknown).
+        objective_is_accuracy: per row, whether the objective is val_accuracy.
+
+    Returns:
+        A boolean Series aligned with ``frame``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    error = frame["error"].fillna("").astype(str).str.lower()
+    bad_loss = error.str.contains("|".join(LOSS_FAILURES), regex=True)
+    if "loss" in frame.columns:  # a stored NaN reads as missing: the error sentence tells
+        bad_loss |= pd.to_numeric(frame["loss"], errors="coerce").isin([np.inf, -np.inf])
+    accuracy = frame["objective"].where(objective_is_accuracy.to_numpy())
+    if "val_accuracy" in frame.columns:
+        accuracy = accuracy.fillna(pd.to_numeric(frame["val_accuracy"], errors="coerce"))
+    limit = pd.to_numeric(chance, errors="coerce") + CHANCE_MARGIN
+    at_chance = (accuracy <= limit).fillna(False)
+    return (bad_loss | at_chance).astype(bool)
 
 
 def trials_stamp(store: Store, run_ids: Iterable[int]) -> tuple[Any, ...]:

@@ -84,6 +84,7 @@ def _check_ranges(p: dict[str, Any]) -> None:
     checks = [
         (p["learning_rate"] > 0, "learning_rate must be greater than 0"),
         (0 <= p["dropout_rate"] < 1, "dropout_rate must be at least 0 and below 1"),
+        (0 <= p["momentum"] < 1, "momentum must be at least 0 and below 1"),
         (p["batch_size"] >= 1, "batch_size must be at least 1"),
         (1 <= p["conv_blocks"] <= MAX_CONV_BLOCKS, f"conv_blocks must be 1 to {MAX_CONV_BLOCKS}"),
         (p["filters"] >= 1, "filters must be at least 1"),
@@ -134,7 +135,8 @@ ARCHITECTURE_PARAMS: tuple[str, ...] = (
     "optimizer",
 )
 """The parameters that shape the model (and its optimizer's state); a reusable model can be
-reset for any trial that agrees on these and on whether dropout_rate is above 0.
+reset for any trial that agrees on these, on whether dropout_rate is above 0 and, for sgd, on
+momentum (Keras traces it into the training step as a constant).
 learning_rate, a non-zero dropout_rate and batch_size can differ."""
 
 
@@ -150,6 +152,7 @@ def architecture_key(
     return (
         *(p[name] for name in ARCHITECTURE_PARAMS),
         p["dropout_rate"] > 0,  # Keras' Dropout has no random stream at rate 0
+        p["momentum"] if p["optimizer"] == "sgd" else None,
         tuple(int(d) for d in input_shape),
         int(num_classes),
         tuple(sorted(opts.items())),
@@ -267,12 +270,16 @@ def _rate_dropout_class() -> Any:
     return RateDropout
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, learning_rate: float, momentum: float | None = None
+) -> keras.optimizers.Optimizer:
     """Create a Keras optimizer by name.
 
     Args:
-        name: ``adam``, ``sgd`` (momentum 0.9) or ``rmsprop``, any case.
+        name: ``adam``, ``sgd`` or ``rmsprop``, any case.
         learning_rate: The learning rate, greater than 0.
+        momentum: SGD's momentum (0 to below 1; None: the default of
+            ``KNOWN_PARAMS["momentum"]``); the other optimizers ignore it.
 
     Returns:
         A new optimizer instance.
@@ -290,7 +297,9 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     if key == "adam":
         return keras.optimizers.Adam(learning_rate=learning_rate)
     if key == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
+        if momentum is None:
+            momentum = _as_float("momentum", DEFAULTS["momentum"])
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
     return keras.optimizers.RMSprop(learning_rate=learning_rate)
 
 
@@ -389,7 +398,7 @@ def build_model(
     outputs = layers.Dense(num_classes, activation="softmax", name="class")(x)
     model = keras.Model(inputs, outputs, name="cloudtune_cnn")
     model.compile(
-        optimizer=make_optimizer(p["optimizer"], p["learning_rate"]),
+        optimizer=make_optimizer(p["optimizer"], p["learning_rate"], p["momentum"]),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,

@@ -144,13 +144,14 @@ def test_search_space_add_and_remove_parameters(app: AppTest) -> None:
     app.run()
     visit(app, "app_pages/search_space.py")
     before = len([s for s in app.selectbox if s.label == "Parameter"])
-    app.selectbox(key="0-add").set_value("optimizer")
+    app.selectbox(key="0-add").set_value("conv_blocks")
     next(b for b in app.button if b.label == "Add").click().run()
     names = [s.value for s in app.selectbox if s.label == "Parameter"]
-    assert len(names) == before + 1 and names[-1] == "optimizer"
+    assert len(names) == before + 1 and names[-1] == "conv_blocks"
     app.button(key="1-0-remove").click().run()
     names = [s.value for s in app.selectbox if s.label == "Parameter"]
-    assert names == ["batch_size", "dropout_rate", "optimizer"]
+    # the published preset fixes optimizer (sgd) and momentum
+    assert names == ["batch_size", "dropout_rate", "optimizer", "momentum", "conv_blocks"]
 
 
 def test_compare_shows_the_statistics_table_and_its_csv(
@@ -311,7 +312,9 @@ def test_launch_warns_when_a_bayesian_budget_is_all_warm_up(app: AppTest) -> Non
     assert not [w for w in app.warning if "random trials" in w.value]
     app.number_input(key="b_trials").set_value(5).run()
     warning = [w.value for w in app.warning if "random trials" in w.value]
-    assert warning and warning[0].startswith("Bayesian optimisation starts with 9 random trials")
+    assert warning and warning[0].startswith(
+        "Bayesian optimisation starts with 15 random trials"
+    )  # 5 parameters, fixed ones too
 
 
 def test_saving_the_local_rate_recosts_ended_local_runs(app: AppTest, store: Store) -> None:

@@ -535,7 +535,8 @@ def test_cancel_restart_and_import(azure: Harness, store: Store) -> None:
     assert store.get_run(other).handle == "finished-sweep"
     imported = store.list_trials(other)
     assert [t.number for t in imported] == [0, 1, 2]
-    searched = {p.name for p in elsewhere.space if p.name != "kernel_size"}
+    searched = {p.name for p in elsewhere.space if p.name != "kernel_size"} | {"momentum"}
+    # momentum: the run's spec (the published preset) fixes it, so every trial records it
     assert all(set(t.params) == searched for t in imported)
     assert all(isinstance(t.params["dense_units"], int) for t in imported)
 
@@ -637,7 +638,8 @@ def test_what_the_trainer_logs_is_what_the_reader_reads(
     assert azure.backend.poll(store.get_run(run_id)).status == "completed"
     (trial,) = store.list_trials(run_id)
     assert (trial.number, trial.status, trial.objective) == (0, "completed", 0.61)
-    assert trial.params == {"learning_rate": 0.02, "batch_size": 64, "dropout_rate": 0.3}
+    fixed = {"optimizer": "sgd", "momentum": 0.9}  # the published preset's fixed values
+    assert trial.params == {"learning_rate": 0.02, "batch_size": 64, "dropout_rate": 0.3} | fixed
     epochs = store.list_epochs(trial.id)
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert epochs[1]["accuracy"] == pytest.approx(0.56) and epochs[1]["loss"] == 0.5

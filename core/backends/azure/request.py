@@ -226,6 +226,41 @@ def _policy(kind: str, epochs: int) -> Any:
     )
 
 
+def _early_termination(spec: StudySpec, settings: Mapping[str, Any]) -> str:
+    """The early termination policy: the setting when given, else the spec's median rule.
+
+    Azure ML takes no policy with Bayesian sampling: the spec's median rule is then left out
+    (and :func:`early_stopping_note` says so); a setting asking for one is refused instead.
+    """
+    if settings.get("early_termination"):
+        return str(settings["early_termination"]).lower()
+    wanted = spec.budget.early_stopping == "median" and spec.strategy != "bayesian"
+    return "median_stopping" if wanted else "none"
+
+
+def early_stopping_note(spec: StudySpec, settings: Mapping[str, Any]) -> str | None:
+    """Say how Azure ML's rule differs from the local median rule (None: no early stopping)."""
+    if spec.budget.early_stopping != "median":
+        return None
+    if spec.strategy == "bayesian":
+        return (
+            "Azure ML allows no early termination policy with Bayesian sampling: this sweep "
+            "runs every trial to the end; use strategy random to stop weak trials early."
+        )
+    if spec.strategy == "hyperband":
+        return "Azure ML: hyperband's BanditPolicy stops weak trials (no MedianStoppingPolicy)."
+    early = _early_termination(spec, settings)
+    if early != "median_stopping":
+        return (
+            f"Azure ML: the early_termination setting ({early}) overrides the spec's median rule."
+        )
+    return (
+        "Azure ML (MedianStoppingPolicy, every epoch after the first): a trial stops when its "
+        "best primary metric is worse than the median of the running averages (not the best "
+        "so far) of all trials' primary metric, with no wait for a number of completed trials."
+    )
+
+
 def sampling(spec: StudySpec, settings: Mapping[str, Any]) -> tuple[Any, Any | None]:
     """Return (sampling algorithm, early termination policy or None) for the spec.
 
@@ -234,7 +269,7 @@ def sampling(spec: StudySpec, settings: Mapping[str, Any]) -> tuple[Any, Any | N
     """
     from azure.ai.ml.sweep import RandomSamplingAlgorithm
 
-    early = str(settings.get("early_termination") or "none").lower()
+    early = _early_termination(spec, settings)
     if early not in EARLY_TERMINATION:
         raise SpecError(
             [
@@ -262,7 +297,7 @@ def sampling(spec: StudySpec, settings: Mapping[str, Any]) -> tuple[Any, Any | N
 
 def translation_notes(spec: StudySpec, settings: Mapping[str, Any]) -> list[str]:
     """Return sentences on how the spec maps to Azure ML where it is not one to one."""
-    notes = []
+    notes = [n for n in [early_stopping_note(spec, settings)] if n]
     if spec.strategy == "hyperband":
         notes.append(
             "Azure ML has no Hyperband: this sweep uses random sampling with a BanditPolicy "

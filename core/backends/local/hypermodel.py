@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -195,6 +195,111 @@ def divergence(
             f"{DIVERGED_FACTOR:g} times that of guessing {hint}; {fix}"
         )
     return None
+
+
+MEDIAN_GRACE_TRIALS = 3
+"""The median stopping rule waits for this many completed trials that reached an epoch."""
+
+CURVES_FOLDER = "curves"
+"""Inside KerasTuner's project folder: each completed trial's objective per epoch (JSON)."""
+
+
+def best_so_far(curve: Mapping[int, float], epoch: int, goal: str) -> float | None:
+    """Return a curve's best value over its epochs up to ``epoch``, or None when it has none.
+
+    Args:
+        curve: objective value by epoch (1-based, absolute: hyperband continues trials).
+        epoch: the last epoch counted.
+        goal: "max" or "min".
+    """
+    values = [v for e, v in curve.items() if e <= epoch and math.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if goal == "max" else min(values)
+
+
+def median_says_stop(
+    best: float,
+    epoch: int,
+    completed: Sequence[Mapping[int, float]],
+    goal: str,
+    grace: int = MEDIAN_GRACE_TRIALS,
+) -> bool:
+    """The median stopping rule: is a trial's best so far worse than the completed trials'?
+
+    Among the completed trials that reached ``epoch``, take each one's best so far at
+    ``epoch``; once there are ``grace`` of them, a trial whose best so far is strictly worse
+    than their median stops.
+
+    Args:
+        best: the running trial's best objective so far.
+        epoch: the epoch it just finished (1-based, absolute).
+        completed: the completed trials' curves (objective by epoch).
+        goal: "max" or "min".
+        grace: how many completed trials must have reached ``epoch`` first.
+
+    Example:
+        >>> median_says_stop(0.2, 1, [{1: 0.5}, {1: 0.6}, {1: 0.7}], "max")
+        True
+    """
+    values = sorted(
+        v for c in completed if epoch in c for v in [best_so_far(c, epoch, goal)] if v is not None
+    )
+    if len(values) < max(1, grace) or not math.isfinite(best):
+        return False
+    mid = len(values) // 2
+    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return best < median if goal == "max" else best > median
+
+
+def curve_path(project_dir: str | Path, trial_id: str) -> Path:
+    """Return where a completed trial's objective curve is kept."""
+    return Path(project_dir) / CURVES_FOLDER / f"{trial_id}.json"
+
+
+def write_curve(project_dir: str | Path, trial_id: str, curve: Mapping[int, float]) -> None:
+    """Keep a completed trial's objective by epoch, for the median rule of later trials.
+
+    Written whole under a temporary name and renamed, so a reader never sees half a file; a
+    folder shared by the run's worker processes lets every worker see every completed trial.
+    """
+    import json
+
+    path = curve_path(project_dir, trial_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([[int(e), float(v)] for e, v in sorted(curve.items())]))
+    tmp.replace(path)
+
+
+def read_curves(project_dir: str | Path) -> list[dict[int, float]]:
+    """Return every completed trial's objective curve kept in ``project_dir``."""
+    import json
+
+    out = []
+    for path in sorted((Path(project_dir) / CURVES_FOLDER).glob("*.json")):
+        try:
+            out.append({int(e): float(v) for e, v in json.loads(path.read_text())})
+        except (OSError, ValueError, TypeError):  # a file being replaced: skip it this time
+            continue
+    return out
+
+
+def early_stopping_note(spec: StudySpec, settings: Mapping[str, Any] | None = None) -> str | None:
+    """Say how the local backend stops trials early under ``spec`` (None: it does not).
+
+    Args:
+        spec: the study.
+        settings: the local settings (unused: no setting changes the rule).
+    """
+    if spec.budget.early_stopping != "median":
+        return None
+    return (
+        f"Local: once {MEDIAN_GRACE_TRIALS} trials have completed, a trial stops after epoch k "
+        "when its best so far is worse than the median of the completed trials' best so far "
+        "at epoch k (never in its last epoch); it is recorded as completed, early_stopped, "
+        "with its best epoch."
+    )
 
 
 def failure_message(message: str | None) -> str | None:

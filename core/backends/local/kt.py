@@ -64,10 +64,13 @@ from core.backends.local.hypermodel import (
     divergence,
     error_sentence,
     load_all_weights,
+    median_says_stop,
     prune_checkpoints,
+    read_curves,
     trial_epochs,
     trial_number,
     trial_params,
+    write_curve,
 )
 from core.training.model import architecture_key, build_model, reset_model
 
@@ -176,6 +179,56 @@ class BestEpoch(keras.callbacks.Callback):
         if math.isfinite(value) and self.objective.better_than(value, self.best_value):
             self.best_value = value
             self.weights = self.model.get_weights()
+
+
+class MedianStopping(keras.callbacks.Callback):
+    """The median stopping rule (``budget.early_stopping: median``), for every strategy.
+
+    After each epoch but the last, the trial stops when its best objective so far is worse
+    than the median of the completed trials' best so far at that epoch
+    (:func:`core.backends.local.hypermodel.median_says_stop`). The completed trials' curves
+    are read from the run's tuner folder, which every worker process of the run shares.
+
+    Args:
+        objective: the oracle's ``keras_tuner.Objective``.
+        project_dir: KerasTuner's project folder of the run.
+    """
+
+    def __init__(self, objective: Any, project_dir: str) -> None:
+        super().__init__()
+        self.objective, self.project_dir = objective, project_dir
+        self.curve: dict[int, float] = {}
+        """This trial's objective by (absolute, 1-based) epoch."""
+        self.stopped_epoch: int | None = None
+        """The epoch after which the rule stopped the trial (None: it ran to the end)."""
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        """Record the epoch's objective; stop the trial when the median rule says so."""
+        if not self.objective.has_value(logs or {}):
+            return
+        value = float(self.objective.get_value(logs))
+        self.curve[epoch + 1] = value
+        if epoch + 1 >= int(self.params.get("epochs", 0)):
+            return  # the last epoch: stopping saves nothing
+        finite = [v for v in self.curve.values() if math.isfinite(v)]
+        if not finite:
+            return
+        goal = self.objective.direction
+        best = max(finite) if goal == "max" else min(finite)
+        if median_says_stop(best, epoch + 1, read_curves(self.project_dir), goal):
+            self.model.stop_training = True
+            self.stopped_epoch = epoch + 1
+
+    def record(self, trial_id: str, history: Any) -> None:
+        """Keep the trial's curve for later trials and flag the history when it was stopped.
+
+        ``early_stopped`` (1.0) joins the history, so KerasTuner reports it with the trial's
+        metrics to the oracle (across processes too) and the store records it.
+        """
+        write_curve(self.project_dir, trial_id, self.curve)
+        if self.stopped_epoch is not None and history is not None:
+            n = len(history.history.get("loss", [])) or 1
+            history.history["early_stopped"] = [1.0] * n
 
 
 # ----------------------------------------------------------------------------- hypermodel
@@ -412,9 +465,16 @@ class CloudTuneTuner(keras_tuner.Tuner):
             build_state_eagerly(model, data.x_train[:2], data.y_train[:2])
             best = BestEpoch(self.oracle.objective)
             reporter = EpochReporter(self.events, trial.trial_id)
+            callbacks: list[Any] = [best, reporter]
+            median = None
+            if self.hypermodel.spec.budget.early_stopping == "median":
+                median = MedianStopping(self.oracle.objective, self.project_dir)
+                callbacks.append(median)
             history = self.hypermodel.fit(
-                hp, model, callbacks=[best, reporter], epochs=epochs, initial_epoch=initial
+                hp, model, callbacks=callbacks, epochs=epochs, initial_epoch=initial
             )
+            if median is not None:
+                median.record(trial.trial_id, history)
             self._keep_weights(trial.trial_id, model, best)
             return history
         except keras_tuner.errors.FailedTrialError as err:

@@ -68,7 +68,7 @@ NO_CREDENTIALS = (
 )
 NO_REGION = (
     "The AWS region is not set: choose the region the jobs run in (e.g. us-east-1) in "
-    "Settings → SageMaker (the setting sagemaker.region; on the command line "
+    "Settings → AWS SageMaker → AWS region (the setting sagemaker.region; on the command line "
     "`--set region=us-east-1`), or set AWS_DEFAULT_REGION."
 )
 TRAINER_TOOL = "the trainer bundle (core.training.bundle)"

@@ -161,6 +161,37 @@ def early_stopping(settings: Mapping[str, Any]) -> str:
     raise BackendError(f"Setting early_stopping must be Off or Auto, not {raw!r}.")
 
 
+def early_stopping_type(spec: StudySpec, settings: Mapping[str, Any]) -> str:
+    """Return the TrainingJobEarlyStoppingType of a study: the spec's, unless a setting says.
+
+    ``budget.early_stopping: median`` becomes Auto (Off under hyperband, which stops weak
+    jobs itself and which SageMaker allows only with Off). An ``early_stopping`` setting, when
+    given, overrides the spec: it is how a user turned Auto on before the spec had the field.
+    """
+    if settings.get("early_stopping") not in (None, ""):
+        return early_stopping(settings)
+    wanted = spec.budget.early_stopping == "median" and spec.strategy != "hyperband"
+    return "Auto" if wanted else "Off"
+
+
+def early_stopping_note(spec: StudySpec, settings: Mapping[str, Any]) -> str | None:
+    """Say how SageMaker's rule differs from the local median rule (None: no early stopping)."""
+    if spec.budget.early_stopping != "median":
+        return None
+    if spec.strategy == "hyperband":
+        return (
+            "SageMaker: Hyperband stops weak training jobs itself, so training-job early "
+            "stopping stays Off (SageMaker allows nothing else with Hyperband)."
+        )
+    if early_stopping_type(spec, settings) == "Off":
+        return "SageMaker: the early_stopping setting (Off) overrides the spec: no job stops early."
+    return (
+        "SageMaker (TrainingJobEarlyStoppingType Auto): a job stops when its objective is worse "
+        "than the median of the running averages of earlier jobs' objective at the same epoch, "
+        "not their best so far; SageMaker decides when enough jobs have finished."
+    )
+
+
 def settings_problems(settings: Mapping[str, Any]) -> list[str]:
     """Return what is missing or wrong in SageMaker settings (no credentials), a sentence each."""
     problems: list[str] = []
@@ -558,7 +589,7 @@ def tuning_job_config(spec: StudySpec, settings: Mapping[str, Any]) -> Any:
     from sagemaker.core import shapes
 
     strategy = STRATEGIES[spec.strategy]
-    stopping = early_stopping(settings)
+    stopping = early_stopping_type(spec, settings)
     if spec.seed < 0:
         raise BackendError(f"seed is {spec.seed}; SageMaker's random seed must be 0 or more.")
     ranges = parameter_ranges(spec)
@@ -872,6 +903,8 @@ def spec_from_job(description: Mapping[str, Any], name: str) -> dict[str, Any]:
     }
     if limits.get("MaxRuntimeInSeconds"):
         budget["max_minutes"] = int(limits["MaxRuntimeInSeconds"]) / 60
+    if config.get("TrainingJobEarlyStoppingType") == "Auto":
+        budget["early_stopping"] = "median"
     channels = definition.get("InputDataConfig") or [{}]
     source = (channels[0].get("DataSource") or {}).get("S3DataSource") or {}
     data = dataset_from_uri(str(source.get("S3Uri") or "s3://unknown/"))

@@ -562,7 +562,7 @@ class VertexBackend(CloudBackendBase):
         if not job_name.startswith("projects/") and not run.settings.get("project"):
             raise BackendNotReady(
                 f"Vertex AI needs the project to find the job {job_name}: set project in "
-                "Settings → Vertex AI (the setting vertex.project; on the command line "
+                "Settings → Vertex AI → Google Cloud project ID (the setting vertex.project; on the command line "
                 "`--set project=my-project-123`), or give the job's full resource name "
                 "(projects/P/locations/R/hyperparameterTuningJobs/ID)."
             )

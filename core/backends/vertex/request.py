@@ -323,6 +323,21 @@ def search_algorithm(spec: StudySpec) -> str | None:
     return {"bayesian": None, "random": "random", "grid": "grid"}[spec.strategy]
 
 
+def early_stopping_note(spec: StudySpec, settings: Mapping[str, Any]) -> str | None:
+    """Say how Vertex AI's rule differs from the local median rule (None: no early stopping)."""
+    if spec.budget.early_stopping != "median":
+        return None
+    if not _early_stopping(spec, settings):
+        return (
+            "Vertex AI: the early_stopping setting (off) overrides the spec: no trial stops early."
+        )
+    return (
+        "Vertex AI (median automated stopping, by step): a trial stops when its best objective "
+        "so far is worse than the median of the completed trials' running averages (not their "
+        "best so far) up to the same epoch; Vertex AI decides when enough trials have completed."
+    )
+
+
 def with_median_stopping(
     spec: StudySpec, settings: Mapping[str, Any]
 ) -> tuple[StudySpec, dict[str, Any]]:
@@ -456,9 +471,12 @@ def worker_pool_specs(spec: StudySpec, settings: Mapping[str, Any]) -> list[dict
     return [pool]
 
 
-def _early_stopping(settings: Mapping[str, Any]) -> bool:
+def _early_stopping(spec: StudySpec, settings: Mapping[str, Any]) -> bool:
+    """Median automated stopping: the spec's ``budget.early_stopping``, unless a setting says."""
     value = settings.get("early_stopping")
-    if value in (None, False, "", "none", "off", "false"):
+    if value in (None, ""):
+        return spec.budget.early_stopping == "median"
+    if value in (False, "none", "off", "false"):
         return False
     if value in (True, "median", "true", "on"):
         return True
@@ -528,7 +546,7 @@ def build_job(
         credentials=creds,
         labels=labels,
     )
-    if _early_stopping(settings):
+    if _early_stopping(spec, settings):
         study = job_resource(job).study_spec
         study.median_automated_stopping_spec = type(study).MedianAutomatedStoppingSpec(
             use_elapsed_duration=False
