@@ -84,7 +84,7 @@ def same_configurations(spec: StudySpec, n: int) -> StudySpec:
     drawn: list[dict[str, Any]] = []
     seen: set[str] = set()
     for config in sample_space(tuned, n * _DRAWS_PER_CONFIGURATION, spec.seed):
-        point = {name: config[name] for name in names}
+        point = {name: _short(config[name]) for name in names}
         key = json.dumps(point, sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
@@ -157,3 +157,20 @@ def recorded_params(spec: StudySpec, values: Mapping[str, Any]) -> dict[str, Any
     if index is None or not 0 <= index < len(spec.configurations):
         return dict(values)
     return {**values, CONFIG_INDEX: index, **spec.configurations[index]}
+
+
+def _short(value: Any) -> Any:
+    """A drawn float to 6 significant digits: the configurations travel as one argument."""
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def configurations_argument(spec: StudySpec) -> str | None:
+    """The trainer's ``--configurations`` value: the configurations as compact JSON, or None.
+
+    Every cloud passes it as a static argument (SageMaker's static hyperparameters, Vertex
+    AI's container arguments, Azure ML's command line), so the one image or package serves
+    every study; the trainer maps ``--config_index`` through it.
+    """
+    if not spec.configurations:
+        return None
+    return json.dumps([dict(c) for c in spec.configurations], separators=(",", ":"))

@@ -361,18 +361,31 @@ def _index(ns: argparse.Namespace) -> dict[str, object]:
     return {CONFIG_INDEX: decode_value(ns.config_index)}
 
 
-def _configurations(path: str | None) -> list[dict[str, Any]]:
-    """The same-configurations study's configurations, from ``path`` or the bundle's top."""
-    file = Path(path) if path else Path(__file__).resolve().parents[2] / CONFIGURATIONS_FILE
+def _configurations(raw: str | None) -> list[dict[str, Any]]:
+    """The same-configurations study's configurations: inline JSON (what the clouds pass),
+    a file, or the bundle's own configurations file."""
+    text = str(decode_value(raw)) if raw else ""
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise UsageError(f"--configurations is not a JSON list ({err}).") from err
+        file = Path("--configurations")
+    else:
+        file = Path(text) if text else Path(__file__).resolve().parents[2] / CONFIGURATIONS_FILE
+        data = _configurations_file(file)
+    if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
+        raise UsageError(f"{file} must hold a JSON list of configurations.")
+    return data
+
+
+def _configurations_file(file: Path) -> Any:
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise UsageError(
             f"--config_index needs the configurations file {file}, which cannot be read ({err})."
         ) from err
-    if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
-        raise UsageError(f"{file} must hold a JSON list of configurations.")
-    return data
 
 
 def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainConfig:

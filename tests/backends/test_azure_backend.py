@@ -21,6 +21,7 @@ from core.backends.azure.backend import AzureBackend, credential_source, restore
 from core.backends.base import Forecast
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, discretise, parse_spec
+from core.spec.design import same_configurations
 from core.store import RUN_STATUSES, Store
 from tests.fake_azure import FAKE_TOKEN
 from tests.harness_azure import SETTINGS, Harness, harness
@@ -66,6 +67,7 @@ def _linear_space() -> list[dict[str, Any]]:
 
 
 GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "same_configurations": (lambda: same_configurations(_published(), 6), dict(BASE)),
     "published_bayesian": (_published, dict(BASE)),
     "random_every_type": (_spec, dict(BASE)),
     "custom_image": (

@@ -17,6 +17,7 @@ import pytest
 from core.backends.sagemaker import request as rq
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import KNOWN_PARAMS, Budget, StudySpec, discretise, parse_spec
+from core.spec.design import same_configurations
 from core.store import Store
 from tests.fake_aws import BUCKET, REGION, ROLE_ARN
 from tests.harness_sagemaker import SETTINGS, Harness, harness
@@ -72,6 +73,7 @@ def _grid() -> StudySpec:
 
 
 GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "same_configurations": (lambda: same_configurations(_published(), 6), BASE),
     "bayesian_published": (_published, BASE),
     "random_every_type": (
         _every_type,

@@ -18,6 +18,7 @@ import pytest
 from core.backends.vertex import request as vr
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, discretise, parse_spec
+from core.spec.design import same_configurations
 from core.store import RUN_STATUSES, Store
 from tests.harness_vertex import SETTINGS, Harness, harness, stand_in_bundle
 
@@ -60,6 +61,12 @@ def _grid_spec() -> StudySpec:
 
 
 GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "same_configurations": (
+        lambda: same_configurations(
+            StudySpec.load(ROOT / "assets" / "specs" / "published_study.json"), 6
+        ),
+        dict(SETTINGS),
+    ),
     "published_bayesian": (
         lambda: StudySpec.load(ROOT / "assets" / "specs" / "published_study.json"),
         dict(SETTINGS),

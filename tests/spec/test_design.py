@@ -123,3 +123,47 @@ def test_cli_tune_same_configurations_stores_the_design(home, capsys) -> None:
         cancel_run(store, run.id)
     assert main(["tune", str(PUBLISHED), "--same-configurations", "1"]) == 2
     assert "whole number from 2 to 500" in capsys.readouterr().err
+
+
+def test_each_clouds_request_gives_the_trainer_the_indexed_configuration(
+    published, tmp_path
+) -> None:
+    """The trainer, started as each service starts it from our request, trains configuration
+    3 with seed + 3: SageMaker's hyperparameters.json (JSON-encoded strings), Vertex AI's
+    container arguments and Azure ML's command line with the sweep value substituted."""
+    import shlex
+
+    from core.backends.azure import request as az
+    from core.backends.sagemaker import request as sm
+    from core.backends.vertex import request as vx
+
+    design = same_configurations(published, 6)
+    expected = design.configurations[3]
+
+    static = sm.static_hyperparameters(design, {"region": "us-east-1"}, "s3://b/t.tar.gz")
+    tuned = {"config_index": "3"}  # SageMaker's categorical value, as text
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    encoded = {k: json.dumps(v) for k, v in {**static, **tuned}.items()}
+    (config_dir / "hyperparameters.json").write_text(json.dumps(encoded), encoding="utf-8")
+    sagemaker = parse_config([], {"SM_INPUT_CONFIG_DIR": str(config_dir)})
+
+    vertex_args = vx.trainer_args(design, "gs://b/data")
+    vertex = parse_config([*vertex_args, "--config_index=3.0"], {"CLOUD_ML_TRIAL_ID": "1"})
+
+    command = az.trial_arguments(design, ["config_index"]).replace("${{inputs.config_index}}", "3")
+    azure = parse_config(shlex.split(command.replace("${{inputs.data}}", str(tmp_path))), {})
+
+    for config in (sagemaker, vertex, azure):
+        for name, value in expected.items():
+            assert config.params[name] == pytest.approx(value)
+        assert config.trial_seed == design.seed + 3
+
+
+def test_sagemaker_refuses_configurations_longer_than_a_hyperparameter(published) -> None:
+    from core.backends.sagemaker import request as sm
+    from core.errors import BackendError
+
+    design = same_configurations(published, 60)
+    with pytest.raises(BackendError, match="more than the 2,500 SageMaker allows"):
+        sm.static_hyperparameters(design, {"region": "us-east-1"}, "s3://b/t.tar.gz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from core.backends import containers
 from core.backends.records import RunStatus
 from core.errors import SpecError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, StudySpec
+from core.spec.design import configurations_argument
 from core.training.train import BEST_SUFFIX, EPOCH_KEYS, objective_arguments
 
 if TYPE_CHECKING:
@@ -336,6 +338,9 @@ def trial_arguments(spec: StudySpec, names: list[str]) -> str:
             parts.append(f"--{p.name} {p.value}")
     for key, value in sorted(spec.model.items()):
         parts.append(f"--{key} {str(value).lower() if isinstance(value, bool) else value}")
+    configurations = configurations_argument(spec)
+    if configurations is not None:
+        parts.append(f"--configurations {shlex.quote(configurations)}")
     return " ".join(parts)
 
 

@@ -42,6 +42,7 @@ from core.spec import (
     StudySpec,
     typed_value,
 )
+from core.spec.design import configurations_argument
 from core.training.train import BEST_SUFFIX, objective_arguments
 
 log = logging.getLogger(__name__)
@@ -489,6 +490,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+MAX_HYPERPARAMETER_CHARS = 2500
+"""The longest value SageMaker accepts for one hyperparameter (CreateTrainingJob's
+HyperParameters: value length at most 2,500)."""
+
+
 def static_hyperparameters(
     spec: StudySpec, settings: Mapping[str, Any], trainer_uri: str
 ) -> dict[str, str]:
@@ -510,6 +516,16 @@ def static_hyperparameters(
     out.update(objective_arguments(spec))
     out.update({k: _text(v) for k, v in sorted(dict(spec.model).items())})
     out.update({p.name: _text(p.value) for p in spec.space if isinstance(p, FixedParam)})
+    configurations = configurations_argument(spec)
+    if configurations is not None:
+        if len(configurations) > MAX_HYPERPARAMETER_CHARS:
+            raise BackendError(
+                f"The {len(spec.configurations)} configurations take {len(configurations):,} "
+                f"characters, more than the {MAX_HYPERPARAMETER_CHARS:,} SageMaker allows in "
+                "one hyperparameter; compare fewer configurations (about "
+                f"{len(spec.configurations) * MAX_HYPERPARAMETER_CHARS // len(configurations)})."
+            )
+        out["configurations"] = configurations
     out.update(
         {
             "sagemaker_program": ENTRY_POINT,

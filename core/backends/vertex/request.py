@@ -38,6 +38,7 @@ from core.spec import (
     parse_spec,
     typed_value,
 )
+from core.spec.design import configurations_argument
 from core.training.train import objective_arguments
 
 if TYPE_CHECKING:
@@ -431,6 +432,9 @@ def trainer_args(spec: StudySpec, data_uri: str) -> list[str]:
     options = {k: v for k, v in dict(spec.model).items() if MODEL_OPTIONS.get(k) != v}
     args += [f"--{k}={_arg_value(v)}" for k, v in sorted(options.items())]
     args += [f"--{p.name}={_arg_value(p.value)}" for p in spec.space if isinstance(p, FixedParam)]
+    configurations = configurations_argument(spec)
+    if configurations is not None:
+        args.append(f"--configurations={configurations}")
     return args
 
 
