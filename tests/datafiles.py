@@ -12,18 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-CIFAR_LABEL_NAMES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+from core.training.datasets import find_dataset
+
+CIFAR_LABEL_NAMES = find_dataset("cifar10").class_names
+"""What batches.meta names the classes: the registry's facts about the real dataset."""
 
 
 def tiny_images(

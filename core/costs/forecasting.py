@@ -21,7 +21,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.backends.base import Forecast
-from core.costs.pricing import backend_facts, catalog_data, fmt_duration, machine_settings, quote
+from core.costs.pricing import (
+    backend_facts,
+    catalog_data,
+    fmt_duration,
+    machine_quote,
+    machine_settings,
+)
 from core.errors import CloudTuneError, DatasetError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, default_params
 from core.training import model as cnn
@@ -750,15 +756,7 @@ def forecast(
         from.
     """
     machine = machine_settings(backend, settings)
-    q = quote(
-        backend,
-        machine["instance_type"],
-        region=machine["region"],
-        accelerator_type=machine["accelerator_type"],
-        accelerator_count=machine["accelerator_count"],
-        store=store,
-        settings=settings,
-    )
+    q = machine_quote(backend, machine, store=store, settings=settings)
     fc = Forecast(backend=backend, instance_type=machine["instance_type"])
     fc.price_per_hour = q.usd_per_hour
     tt = estimate_trial_time(backend, spec, settings, store, calibrate=calibrate)

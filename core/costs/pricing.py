@@ -526,6 +526,25 @@ def trial_cost(seconds: float, price_per_hour: float | None) -> float | None:
 # ----------------------------------------------------------------------------- machine settings
 
 
+def machine_quote(
+    backend: str,
+    machine: Mapping[str, Any],
+    *,
+    store: Store | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Quote:
+    """:func:`quote` for the machine :func:`machine_settings` describes."""
+    return quote(
+        backend,
+        machine["instance_type"],
+        region=machine["region"],
+        accelerator_type=machine["accelerator_type"],
+        accelerator_count=machine["accelerator_count"],
+        store=store,
+        settings=settings,
+    )
+
+
 def machine_settings(backend: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Read instance_type, region, accelerator_type and accelerator_count from settings.
 
@@ -682,15 +701,7 @@ def run_price(
     machine = machine_settings(
         run.backend, {**settings, "instance_type": instance_type or run.instance_type}
     )
-    price = quote(
-        run.backend,
-        machine["instance_type"],
-        region=machine["region"],
-        accelerator_type=machine["accelerator_type"],
-        accelerator_count=machine["accelerator_count"],
-        store=store,
-        settings=settings,
-    ).usd_per_hour
+    price = machine_quote(run.backend, machine, store=store, settings=settings).usd_per_hour
     if price is None and settings.get("price_per_hour") not in (None, ""):
         try:
             price = _checked_rate(settings["price_per_hour"], "price_per_hour")
