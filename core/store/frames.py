@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -15,6 +15,33 @@ if TYPE_CHECKING:
     from core.store.store import Store
 
 log = logging.getLogger(__name__)
+
+
+TRIAL_COLUMNS: tuple[str, ...] = (
+    "study_id",
+    "study",
+    "run_id",
+    "backend",
+    "instance_type",
+    "strategy",
+    "trial",
+    "trial_key",
+    "status",
+    "objective",
+    "duration_s",
+    "billable_s",
+    "cost_usd",
+    "started_at",
+    "ended_at",
+    "seed",
+    "error",
+)
+"""The trials table's fixed columns, before the metrics, parameters and ``diverged``."""
+
+
+_FLOAT_COLUMNS = tuple(
+    enumerate(("objective", "duration_s", "billable_s", "cost_usd", "started_at", "ended_at"), 4)
+)  # (position in a trial row, column)
 
 
 def trials_frame(
@@ -30,85 +57,12 @@ def trials_frame(
     """
     import pandas as pd
 
-    run_query = sa.select(
-        runs.c.id,
-        runs.c.study_id,
-        runs.c.backend,
-        runs.c.instance_type,
-        runs.c.spec_json,
-        studies.c.name,
-    ).join(studies, runs.c.study_id == studies.c.id)
-    if run_ids is not None:
-        run_query = run_query.where(runs.c.id.in_([int(r) for r in run_ids]))
-    if study_id is not None:
-        run_query = run_query.where(runs.c.study_id == study_id)
-    with store.engine.connect() as conn:
-        run_rows = {r.id: r for r in conn.execute(run_query).all()}
-        rows = (
-            conn.execute(
-                sa.select(
-                    trials.c.run_id,
-                    trials.c.number,
-                    trials.c.trial_key,
-                    trials.c.status,
-                    trials.c.objective,
-                    trials.c.duration_s,
-                    trials.c.billable_s,
-                    trials.c.cost_usd,
-                    trials.c.started_at,
-                    trials.c.ended_at,
-                    trials.c.seed,
-                    trials.c.error,
-                    trials.c.instance_type,
-                    trials.c.metrics_json,
-                    trials.c.params_json,
-                )
-                .where(trials.c.run_id.in_(list(run_rows)))
-                .order_by(trials.c.run_id, trials.c.number, trials.c.id)
-            ).all()
-            if run_rows
-            else []
-        )
-    columns = [
-        "study_id",
-        "study",
-        "run_id",
-        "backend",
-        "instance_type",
-        "strategy",
-        "trial",
-        "trial_key",
-        "status",
-        "objective",
-        "duration_s",
-        "billable_s",
-        "cost_usd",
-        "started_at",
-        "ended_at",
-        "seed",
-        "error",
-    ]
+    run_rows, rows = _trial_rows(store, run_ids, study_id)
     if not rows:
-        columns.append("diverged")
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*TRIAL_COLUMNS, "diverged"])
     cols = list(zip(*rows, strict=True))
     run_col = pd.Series(cols[0], dtype="int64")
-    per_run = pd.DataFrame(
-        {
-            "study_id": {k: r.study_id for k, r in run_rows.items()},
-            "study": {k: r.name for k, r in run_rows.items()},
-            "backend": {k: r.backend for k, r in run_rows.items()},
-            "run_instance": {k: r.instance_type for k, r in run_rows.items()},
-            "strategy": {
-                k: str(loads(r.spec_json).get("strategy", "")) for k, r in run_rows.items()
-            },
-            "chance": {k: _chance(loads(r.spec_json)) for k, r in run_rows.items()},
-            "objective_metric": {
-                k: str((loads(r.spec_json).get("objective") or {}).get("metric", "val_accuracy"))
-                for k, r in run_rows.items()
-            },
-        }
-    )
+    per_run = _per_run(run_rows)
     frame = pd.DataFrame(
         {
             "study_id": run_col.map(per_run["study_id"]),
@@ -122,32 +76,101 @@ def trials_frame(
             "trial": cols[1],
             "trial_key": cols[2],
             "status": cols[3],
-            "objective": pd.Series(cols[4], dtype="float64"),
-            "duration_s": pd.Series(cols[5], dtype="float64"),
-            "billable_s": pd.Series(cols[6], dtype="float64"),
-            "cost_usd": pd.Series(cols[7], dtype="float64"),
-            "started_at": pd.Series(cols[8], dtype="float64"),
-            "ended_at": pd.Series(cols[9], dtype="float64"),
+            **{name: pd.Series(cols[i], dtype="float64") for i, name in _FLOAT_COLUMNS},
             "seed": cols[10],
             "error": cols[11],
         }
     )
-    extra: dict[str, Any] = {}
-    if any(m not in (None, "", "{}") for m in cols[13]):
-        metrics = pd.DataFrame.from_records([loads(m) for m in cols[13]])
-        for name in metrics.columns:
-            if name not in frame.columns:
-                extra[str(name)] = metrics[name].to_numpy()
-    params = pd.DataFrame.from_records([loads(p) for p in cols[14]])
-    for name in params.columns:
-        extra[f"p_{name}"] = params[name].to_numpy()
-    if extra:
-        frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+    frame = _with_json_columns(frame, cols[13], cols[14])
     frame["diverged"] = diverged_flags(
         frame,
         run_col.map(per_run["chance"]),
         run_col.map(per_run["objective_metric"]) == "val_accuracy",
     )
+    return frame
+
+
+def _trial_rows(
+    store: Store, run_ids: Iterable[int] | None, study_id: int | None
+) -> tuple[dict[int, Any], list[Any]]:
+    """The chosen runs (with their study's name) and their trials' rows, in one connection."""
+    run_query = sa.select(
+        runs.c.id,
+        runs.c.study_id,
+        runs.c.backend,
+        runs.c.instance_type,
+        runs.c.spec_json,
+        studies.c.name,
+    ).join(studies, runs.c.study_id == studies.c.id)
+    if run_ids is not None:
+        run_query = run_query.where(runs.c.id.in_([int(r) for r in run_ids]))
+    if study_id is not None:
+        run_query = run_query.where(runs.c.study_id == study_id)
+    t = trials.c
+    with store.engine.connect() as conn:
+        run_rows = {r.id: r for r in conn.execute(run_query).all()}
+        if not run_rows:
+            return run_rows, []
+        rows = conn.execute(
+            sa.select(
+                t.run_id,
+                t.number,
+                t.trial_key,
+                t.status,
+                t.objective,
+                t.duration_s,
+                t.billable_s,
+                t.cost_usd,
+                t.started_at,
+                t.ended_at,
+                t.seed,
+                t.error,
+                t.instance_type,
+                t.metrics_json,
+                t.params_json,
+            )
+            .where(t.run_id.in_(list(run_rows)))
+            .order_by(t.run_id, t.number, t.id)
+        ).all()
+    return run_rows, list(rows)
+
+
+def _per_run(run_rows: Mapping[int, Any]) -> Any:
+    """A row a run: what every trial of it shares (study, backend, strategy, chance level)."""
+    import pandas as pd
+
+    specs = {k: loads(r.spec_json) for k, r in run_rows.items()}
+    return pd.DataFrame(
+        {
+            "study_id": {k: r.study_id for k, r in run_rows.items()},
+            "study": {k: r.name for k, r in run_rows.items()},
+            "backend": {k: r.backend for k, r in run_rows.items()},
+            "run_instance": {k: r.instance_type for k, r in run_rows.items()},
+            "strategy": {k: str(s.get("strategy", "")) for k, s in specs.items()},
+            "chance": {k: _chance(s) for k, s in specs.items()},
+            "objective_metric": {
+                k: str((s.get("objective") or {}).get("metric", "val_accuracy"))
+                for k, s in specs.items()
+            },
+        }
+    )
+
+
+def _with_json_columns(frame: Any, metrics_json: Sequence[Any], params_json: Sequence[Any]) -> Any:
+    """``frame`` with a column per final metric and per parameter (``p_`` prefixed)."""
+    import pandas as pd
+
+    extra: dict[str, Any] = {}
+    if any(m not in (None, "", "{}") for m in metrics_json):
+        metrics = pd.DataFrame.from_records([loads(m) for m in metrics_json])
+        for name in metrics.columns:
+            if name not in frame.columns:
+                extra[str(name)] = metrics[name].to_numpy()
+    params = pd.DataFrame.from_records([loads(p) for p in params_json])
+    for name in params.columns:
+        extra[f"p_{name}"] = params[name].to_numpy()
+    if extra:
+        frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
     return frame
 
 
