@@ -272,7 +272,13 @@ def test_published_study_runs_from_the_cli(
     assert len(trials) == 5 and {t.status for t in trials} == {"completed"}
     assert_no_duplicates(store, run.id)
     for t in trials:
-        assert set(t.params) == {"learning_rate", "batch_size", "dropout_rate"}
+        assert set(t.params) == {
+            "learning_rate",
+            "batch_size",
+            "dropout_rate",
+            "optimizer",
+            "momentum",
+        }
         assert 0.001 <= t.params["learning_rate"] <= 0.1 and t.params["batch_size"] in (32, 64, 128)
         assert t.objective is not None and t.duration_s and t.duration_s > 0
         assert t.billable_s == t.duration_s and t.cost_usd == 0.0
