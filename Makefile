@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy core app_pages
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test: lint typecheck pytest
 
