@@ -349,11 +349,22 @@ def _key(config: Mapping[str, Any]) -> str:
 
 
 def design_comparisons(
-    done: pd.DataFrame, metrics: Sequence[str], group: str, alpha: float
-) -> dict[str, BlockedResult]:
-    """The blocked comparison of each metric, for trials of one same-configurations design."""
-    return {
-        m: blocked_compare(done, m, group=group, alpha=alpha)
-        for m in metrics
-        if m in done.columns and DESIGN_BLOCK in done.columns
+    specs: Sequence[Mapping[str, Any]],
+    done: pd.DataFrame,
+    metrics: Sequence[str],
+    group: str,
+    alpha: float,
+) -> tuple[dict[str, BlockedResult], str | None]:
+    """The blocked comparison of each metric when the runs of ``specs`` form one design.
+
+    Returns:
+        (metric -> result, a sentence when some runs are a design and others not); the
+        results are empty unless every run trained the same configurations.
+    """
+    design, why_not = same_configurations_note(specs)
+    if not design or done.empty or DESIGN_BLOCK not in done.columns:
+        return {}, why_not
+    results = {
+        m: blocked_compare(done, m, group=group, alpha=alpha) for m in metrics if m in done.columns
     }
+    return results, why_not

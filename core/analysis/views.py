@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from core.analysis import charts
-from core.analysis.blocked import design_comparisons, same_configurations_note
+from core.analysis.blocked import design_comparisons
 from core.backends.platforms import PLATFORMS
 from core.backends.records import best_value
 from core.errors import CloudTuneError
@@ -419,9 +419,9 @@ def compare_view(
         view.comparison = compare(done, metrics, group=group, alpha=alpha)
     except CloudTuneError as err:
         view.stats_error = str(err)
-    design, why_not = same_configurations_note([r.spec for r in runs.values()])
+    view.blocked, why_not = design_comparisons(
+        [r.spec for r in runs.values()], done, metrics, group, alpha
+    )
     if why_not:
         view.notes.append(why_not)
-    if design and not done.empty:
-        view.blocked = design_comparisons(done, metrics, group, alpha)
     return view

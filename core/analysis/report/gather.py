@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.analysis.blocked import design_comparisons, same_configurations_note
+from core.analysis.blocked import design_comparisons
 from core.analysis.selection import spec_differences, warmup_warnings
 from core.analysis.stats import Direction, StatsError, compare
 from core.analysis.views import compare_frame, cost_note, run_totals, single_run_note
@@ -212,9 +212,9 @@ def load_report(
         notes=[*notes, *([single] if single else [])],
     )
     report.comparison, report.stats_note = _compare(report)
-    design, why_not = same_configurations_note([r.spec for r in runs])
+    report.blocked, why_not = design_comparisons(
+        [r.spec for r in runs], done, report.metrics, group, alpha
+    )
     if why_not:
         report.notes.append(why_not)
-    if design and not done.empty:
-        report.blocked = design_comparisons(done, report.metrics, group, alpha)
     return report
