@@ -119,9 +119,10 @@ with left:
     )
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     same_configs = c1.toggle(
-        "Same configurations on every platform (fair benchmark)",
+        "Same configurations on every platform",
         key="launch_same_configs",
-        help="Draw N configurations once from the space (seeded) and train exactly those, "
+        help="The fair benchmark: draw N configurations once from the space (seeded) and "
+        "train exactly those, "
         "with the same seeds, on every chosen platform, each with its own grid tuner over "
         "the configuration's index. Compare then separates the platform effect from the "
         "configurations' (a blocked comparison). The strategy above is not used.",
