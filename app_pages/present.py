@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import streamlit as st
@@ -109,27 +111,27 @@ def _nav(index: int, total: int, title: str) -> None:
     )
 
 
+# the slide chart's downloads: label, renderer, file extension, MIME type, icon (a comment:
+# Streamlit's magic would show a bare string on the page)
+_FORMATS: tuple[tuple[str, Callable[[Any], bytes | str], str, str, str], ...] = (
+    ("PNG", chart_png, "png", "image/png", ":material/image:"),
+    ("SVG", chart_svg, "svg", "image/svg+xml", ":material/draw:"),
+)
+
+
 def _downloads(slide: Slide, stem: str) -> None:
     chart = slide.chart
-    left, right, _ = st.columns([1, 1, 4])
-    left.download_button(
-        "PNG",
-        data=lambda: chart_png(chart),
-        file_name=f"{stem}-{slide.key}.png",
-        mime="image/png",
-        icon=":material/image:",
-        key=f"png-{slide.key}",
-        on_click="ignore",
-    )
-    right.download_button(
-        "SVG",
-        data=lambda: chart_svg(chart),
-        file_name=f"{stem}-{slide.key}.svg",
-        mime="image/svg+xml",
-        icon=":material/draw:",
-        key=f"svg-{slide.key}",
-        on_click="ignore",
-    )
+    columns = st.columns([1, 1, 4])
+    for column, (label, render, ext, mime, icon) in zip(columns, _FORMATS, strict=False):
+        column.download_button(
+            label,
+            data=partial(render, chart),
+            file_name=f"{stem}-{slide.key}.{ext}",
+            mime=mime,
+            icon=icon,
+            key=f"{ext}-{slide.key}",
+            on_click="ignore",
+        )
 
 
 def _show(slide: Slide, stem: str) -> None:

@@ -1,11 +1,36 @@
 """Settings: data folder and database, platform configuration and credential status, prices."""
 
+from typing import Any
+
 import streamlit as st
 
 from app_pages._shared import friendly, get_store
 from core.backends.base import BACKENDS, get_backend
-from core.backends.platforms import PLATFORM_SETTINGS, load_settings, save_settings
+from core.backends.platforms import PLATFORM_SETTINGS, SettingField, load_settings, save_settings
+from core.costs.pricing import recost_local_runs
 from core.store import data_home, redact_url
+
+
+def _field_input(platform: str, f: SettingField, value: Any) -> float | int | str:
+    """One settings widget: a number input for a number default, a text input otherwise."""
+    key = f"set_{platform}_{f.key}"
+    if isinstance(f.default, float):
+        return st.number_input(
+            f.label,
+            min_value=0.0,
+            value=float(value or 0),
+            help=f.help or None,
+            format="%.4f",
+            key=key,
+        )
+    if isinstance(f.default, int):
+        number: int = st.number_input(
+            f.label, min_value=0, value=int(value or 0), help=f.help or None, key=key
+        )
+        return number
+    text = "" if value is None else str(value)
+    return st.text_input(f.label, value=text, help=f.help or None, key=key).strip()
+
 
 store = get_store()
 st.title("Settings")
@@ -28,37 +53,11 @@ for tab, (name, fields) in zip(tabs, PLATFORM_SETTINGS.items(), strict=True):
         with st.form(f"form_{name}", border=False):
             values: dict[str, float | int | str] = {}
             for f in fields:
-                value = current.get(f.key, f.default)
-                if isinstance(f.default, float):
-                    values[f.key] = st.number_input(
-                        f.label,
-                        min_value=0.0,
-                        value=float(value or 0),
-                        help=f.help or None,
-                        format="%.4f",
-                        key=f"set_{name}_{f.key}",
-                    )
-                elif isinstance(f.default, int):
-                    values[f.key] = st.number_input(
-                        f.label,
-                        min_value=0,
-                        value=int(value or 0),
-                        help=f.help or None,
-                        key=f"set_{name}_{f.key}",
-                    )
-                else:
-                    values[f.key] = st.text_input(
-                        f.label,
-                        value="" if value is None else str(value),
-                        help=f.help or None,
-                        key=f"set_{name}_{f.key}",
-                    ).strip()
+                values[f.key] = _field_input(name, f, current.get(f.key, f.default))
             if st.form_submit_button("Save", type="primary"):
                 save_settings(store, name, values)
                 st.success("Saved.")
                 if name == "local":  # the new rate applies to the runs already made too
-                    from core.costs.pricing import recost_local_runs
-
                     with friendly("Re-costing local runs"):
                         recosted = recost_local_runs(store)
                         st.caption(f"{len(recosted)} ended local run(s) re-costed at this rate.")

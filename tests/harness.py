@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from core.backends.base import Backend
 from core.store import RunRow, Store
+
+H = TypeVar("H", bound="BackendHarness")
 
 
 @dataclass
@@ -45,3 +47,30 @@ class BackendHarness:
         """A new backend wired like this one (an app restart: it knows only the store)."""
         backend: Backend = type(self.backend)(store, **self.backend_kwargs)  # type: ignore[call-arg]
         return backend
+
+
+def wired_to_fake(
+    harness_type: type[H],
+    backend_type: type[Backend],
+    store: Store,
+    settings: dict[str, Any],
+    fake: Any,
+    kwargs: dict[str, Any],
+) -> H:
+    """A harness whose backend is built with ``kwargs`` that aim its SDK at a loopback fake.
+
+    Args:
+        harness_type: the backend's harness class (it has a ``fake`` field).
+        backend_type: the backend class.
+        store: the store the backend writes to.
+        settings: settings with which ``check`` returns [].
+        fake: the running fake; its ``finish(handle, n)`` ends a run.
+        kwargs: the backend's constructor arguments besides the store.
+    """
+    return harness_type(
+        backend=backend_type(store, **kwargs),  # type: ignore[call-arg]
+        settings=dict(settings),
+        finish=fake.finish,
+        fake=fake,  # type: ignore[call-arg]
+        backend_kwargs=kwargs,
+    )

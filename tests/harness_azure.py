@@ -10,7 +10,7 @@ from typing import Any
 
 from core.store import RunRow, Store
 from tests.fake_azure import FakeAzureML, mlflow_store
-from tests.harness import BackendHarness
+from tests.harness import BackendHarness, wired_to_fake
 
 SETTINGS: dict[str, Any] = {
     "subscription_id": "00000000-0000-0000-0000-000000000000",
@@ -66,12 +66,6 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
             "client": fake.ml_client(SETTINGS),
             "tracking_uri": fake.tracking_uri,
         }
-        yield Harness(
-            backend=AzureBackend(store, **kwargs),
-            settings=dict(SETTINGS),
-            finish=fake.finish,
-            fake=fake,
-            backend_kwargs=kwargs,
-        )
+        yield wired_to_fake(Harness, AzureBackend, store, SETTINGS, fake, kwargs)
     finally:
         fake.stop()

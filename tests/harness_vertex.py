@@ -11,7 +11,7 @@ from typing import Any
 
 from core.store import RunRow, Store
 from tests.fake_vertex import FakeVertex
-from tests.harness import BackendHarness
+from tests.harness import BackendHarness, wired_to_fake
 
 SETTINGS: dict[str, Any] = {
     "project": "cloudtune-test",
@@ -91,13 +91,7 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
             "api_endpoint": fake.url,
             "api_transport": "rest",
         }
-        yield Harness(
-            backend=VertexBackend(store, **kwargs),
-            settings=dict(SETTINGS),
-            finish=fake.finish,
-            fake=fake,
-            backend_kwargs=kwargs,
-        )
+        yield wired_to_fake(Harness, VertexBackend, store, SETTINGS, fake, kwargs)
     finally:
         fake.stop()
         jobs._JOB_WAIT_TIME = saved_wait

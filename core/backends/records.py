@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypedDict, get_args
+from typing import Any, Literal, TypedDict, cast, get_args
 
 from core.spec.design import config_index
 
@@ -128,21 +128,9 @@ class TrialRecord:
 
     def fields(self) -> TrialFields:
         """Return the trial row's columns (every one: None clears a stored value)."""
-        return TrialFields(
-            number=self.number,
-            params=dict(self.params),
-            status=self.status,
-            objective=self.objective,
-            metrics=dict(self.metrics),
-            started_at=self.started_at,
-            ended_at=self.ended_at,
-            duration_s=self.duration_s,
-            billable_s=self.billable_s,
-            cost_usd=self.cost_usd,
-            seed=self.seed,
-            instance_type=self.instance_type,
-            error=self.error,
-        )
+        values = {name: getattr(self, name) for name in TRIAL_FIELDS}
+        values.update(params=dict(self.params), metrics=dict(self.metrics))
+        return cast(TrialFields, values)
 
 
 def check_fields(fields: Mapping[str, Any]) -> None:

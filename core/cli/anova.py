@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.analysis.stats import StatsError, compare
+from core.cli.args import grouping
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,8 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         required=True,
         help="metric column(s), comma-separated, e.g. duration_s,cost_usd,objective",
     )
-    p.add_argument("--group", default="backend", help="grouping column (default: backend)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    grouping(p, "backend")
     p.add_argument("--factor", help="second factor for a two-way ANOVA, e.g. strategy")
     p.add_argument("--block", help="blocking column, e.g. seed")
     p.add_argument("--json", action="store_true", help="print every number as JSON instead")

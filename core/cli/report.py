@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.analysis.report import report_file_name, write_report
+from core.cli.args import grouping
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("study", help="the study's id or name")
     p.add_argument("--out", type=Path, help="the HTML file (default: report-<study>.html)")
-    p.add_argument("--group", default="platform", help="grouping column (default: platform)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    grouping(p, "platform")
     p.add_argument(
         "--reference",
         action="store_true",

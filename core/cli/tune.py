@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from core.analysis.views import best_completed
 from core.backends.base import BACKENDS
 from core.backends.local.backend import export_best_model
+from core.cli.args import run_command
 from core.cli.specs import parse_settings
 from core.errors import BackendError
 from core.runs import cancel_run, refresh_run, resume_run, start_run
@@ -59,22 +60,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("status", help="show a run's status, trials and best result")
-    p.add_argument("run", type=int, help="the run's id")
+    p = run_command(sub, "status", "show a run's status, trials and best result", cmd_status)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("cancel", help="stop a run; its completed trials stay")
-    p.add_argument("run", type=int, help="the run's id")
-    p.set_defaults(func=cmd_cancel)
-
-    p = sub.add_parser("resume", help="continue a run whose workers died (or were stopped)")
-    p.add_argument("run", type=int, help="the run's id")
-    p.add_argument("--detach", action="store_true", help="restart it and return at once")
-    p.set_defaults(func=cmd_resume)
-
-    p = sub.add_parser("export-model", help="save the best model of a local run as .keras")
-    p.add_argument("run", type=int, help="the run's id")
+    run_command(sub, "cancel", "stop a run; its completed trials stay", cmd_cancel)
+    run_command(
+        sub,
+        "resume",
+        "continue a run whose workers died (or were stopped)",
+        cmd_resume,
+        detach="restart it and return at once",
+    )
+    p = run_command(sub, "export-model", "save the best model of a local run as .keras", cmd_export)
     p.add_argument("dest", nargs="?", help="a .keras file or a folder (or use --out)")
     p.add_argument("--out", help="a .keras file or a folder (default: the current folder)")
     p.add_argument(
@@ -82,7 +78,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="train the best configuration again when its weights are not on this machine",
     )
-    p.set_defaults(func=cmd_export)
 
 
 # ----------------------------------------------------------------------------- handlers

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from core.backends.records import (
     ACTIVE_STATUSES,
@@ -173,3 +175,25 @@ class ImportReport:
         if self.errors:
             text += f"; {len(self.errors)} row{'' if len(self.errors) == 1 else 's'} skipped"
         return text
+
+
+Row = TypeVar("Row")
+
+
+def from_columns(row_type: type[Row], result: Any, **decoded: Any) -> Row:
+    """Build a row record from a result row: each field from the column of its name, except
+    the fields ``decoded`` gives (JSON columns and other columns that need decoding).
+
+    Args:
+        row_type: the frozen dataclass (RunRow, TrialRow...).
+        result: a SQLAlchemy result row.
+        **decoded: the values of the fields that are not a column as stored.
+    """
+    names = _field_names(row_type)  # type: ignore[arg-type]  # a class is hashable
+    values = {name: getattr(result, name) for name in names if name not in decoded}
+    return row_type(**values, **decoded)
+
+
+@functools.cache
+def _field_names(row_type: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(row_type))

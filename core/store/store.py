@@ -36,6 +36,7 @@ from core.store.rows import (
     StudyRow,
     TrialRow,
     close_segment,
+    from_columns,
     open_segment,
 )
 from core.store.schema import (
@@ -316,24 +317,12 @@ class Store:
 
     @staticmethod
     def _run_row(r: Any) -> RunRow:
-        return RunRow(
-            id=r.id,
-            study_id=r.study_id,
-            backend=r.backend,
-            instance_type=r.instance_type,
+        return from_columns(
+            RunRow,
+            r,
             settings=loads(r.settings_json),
             spec=loads(r.spec_json),
-            status=r.status,
-            status_detail=r.status_detail,
-            handle=r.handle,
-            max_trials=r.max_trials,
-            created_at=r.created_at,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            error=r.error,
-            cost_usd=r.cost_usd,
             forecast=loads(r.forecast_json) if r.forecast_json else None,
-            heartbeat_at=r.heartbeat_at,
             segments=tuple(
                 (float(a), None if b is None else float(b))
                 for a, b in (json.loads(r.segments_json) if r.segments_json else [])
@@ -504,24 +493,7 @@ class Store:
 
     @staticmethod
     def _trial_row(r: Any) -> TrialRow:
-        return TrialRow(
-            id=r.id,
-            run_id=r.run_id,
-            trial_key=r.trial_key,
-            number=r.number,
-            params=loads(r.params_json),
-            status=r.status,
-            objective=r.objective,
-            metrics=loads(r.metrics_json),
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            duration_s=r.duration_s,
-            billable_s=r.billable_s,
-            cost_usd=r.cost_usd,
-            seed=r.seed,
-            instance_type=r.instance_type,
-            error=r.error,
-        )
+        return from_columns(TrialRow, r, params=loads(r.params_json), metrics=loads(r.metrics_json))
 
     def list_trials(self, run_id: int, *, status: str | None = None) -> list[TrialRow]:
         """Return the trials of a run in order of their number."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import inspect
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import shutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from core.training.datasets import (
     find_dataset,
     how_to_get,
 )
+
+if TYPE_CHECKING:  # Unpack is in typing from Python 3.11; the trainer also runs on 3.10
+    from typing import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -165,29 +169,28 @@ def load_dataset(
     return _materialise(name, _prepare(raw), subset, validation_split, seed)
 
 
-def load_dataset_cached(
-    name: str,
-    *,
-    path: str | None = None,
-    subset: int | None = None,
-    validation_split: float | None = DEFAULT_VALIDATION_SPLIT,
-    seed: int = 0,
-    allow_download: bool = False,
-    image_size: tuple[int, int] | None = None,
-) -> Dataset:
+class LoadOptions(TypedDict, total=False):
+    """The keyword options of :func:`load_dataset`, for the functions that pass them on."""
+
+    path: str | None
+    subset: int | None
+    validation_split: float | None
+    seed: int
+    allow_download: bool
+    image_size: tuple[int, int] | None
+
+
+def load_dataset_cached(name: str, **options: Unpack[LoadOptions]) -> Dataset:
     """Like ``load_dataset`` but loaded once per process and reused (a worker's trials share it).
 
     The cache holds the last 4 distinct argument sets; ``path`` is resolved first so that two
-    spellings of one folder share an entry. ``clear_dataset_cache()`` empties it.
+    spellings of one folder share an entry, and left-out options count as their defaults.
+    ``clear_dataset_cache()`` empties it.
 
     Args:
         name: One of ``DATASET_NAMES``.
-        path: A file or folder the user named.
-        subset: Keep at most this many training examples.
-        validation_split: Fraction held out for validation, or None for the official split.
-        seed: Seed of the split and subset.
-        allow_download: Download through keras.datasets when nothing is found.
-        image_size: (height, width) for image folders.
+        **options: As ``load_dataset`` (path, subset, validation_split, seed, allow_download,
+            image_size).
 
     Returns:
         The same ``Dataset`` object for the same arguments.
@@ -195,30 +198,19 @@ def load_dataset_cached(
     Raises:
         DatasetError: As ``load_dataset`` (errors are not cached).
     """
-    resolved = str(Path(path).expanduser().resolve()) if path else None
-    size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
-    return _load_cached(name, resolved, subset, validation_split, seed, allow_download, size)
+    path, size = options.get("path"), options.get("image_size")
+    if path:
+        options["path"] = str(Path(path).expanduser().resolve())
+    if size is not None:
+        options["image_size"] = (int(size[0]), int(size[1]))
+    bound = inspect.signature(load_dataset).bind(name, **options)
+    bound.apply_defaults()
+    return _load_cached(tuple(bound.arguments.items()))
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(
-    name: str,
-    path: str | None,
-    subset: int | None,
-    validation_split: float | None,
-    seed: int,
-    allow_download: bool,
-    image_size: tuple[int, int] | None,
-) -> Dataset:
-    return load_dataset(
-        name,
-        path=path,
-        subset=subset,
-        validation_split=validation_split,
-        seed=seed,
-        allow_download=allow_download,
-        image_size=image_size,
-    )
+def _load_cached(arguments: tuple[tuple[str, Any], ...]) -> Dataset:
+    return load_dataset(**dict(arguments))
 
 
 def clear_dataset_cache() -> None:

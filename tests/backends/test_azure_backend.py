@@ -20,11 +20,12 @@ from core.backends.azure import request as ar
 from core.backends.azure.backend import AzureBackend, credential_source, restore_type
 from core.backends.base import Forecast
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
-from core.spec import StudySpec, discretise, parse_spec
+from core.spec import StudySpec, discretise
 from core.spec.design import same_configurations
 from core.store import RUN_STATUSES, Store
 from tests.fake_azure import FAKE_TOKEN
 from tests.harness_azure import SETTINGS, Harness, harness
+from tests.specs import every_type_spec, stored_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "azure"
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,25 +33,7 @@ BASE = {k: v for k, v in SETTINGS.items() if k != "data_uri"}
 
 
 def _spec(**over: Any) -> StudySpec:
-    data: dict[str, Any] = {
-        "name": "Azure Types",
-        "dataset": {"name": "digits", "subset": 200},
-        "space": [
-            {"name": "learning_rate", "type": "float", "min": 0.0001, "max": 0.1, "scale": "log"},
-            {"name": "dropout_rate", "type": "float", "min": 0.2, "max": 0.4, "step": 0.05},
-            {"name": "batch_size", "type": "choice", "values": [32, 64, 128]},
-            {"name": "optimizer", "type": "choice", "values": ["adam", "sgd"]},
-            {"name": "conv_blocks", "type": "int", "min": 1, "max": 3},
-            {"name": "filters", "type": "int", "min": 16, "max": 64, "step": 16},
-            {"name": "dense_units", "type": "int", "min": 16, "max": 256, "scale": "log"},
-            {"name": "kernel_size", "type": "fixed", "value": 5},
-        ],
-        "strategy": "random",
-        "budget": {"max_trials": 6, "parallel_trials": 2, "epochs": 2},
-        "seed": 7,
-    }
-    data.update(over)
-    return parse_spec(data)
+    return every_type_spec("Azure Types", 200, dropout_step=0.05, **over)
 
 
 def _published() -> StudySpec:
@@ -118,8 +101,7 @@ def azure(store: Store, tmp_path: Path) -> Iterator[Harness]:
 
 
 def _run(store: Store, spec: StudySpec, settings: dict[str, Any]) -> int:
-    study = store.create_study(spec)
-    return store.create_run(study, "azure", settings=settings, spec=spec)
+    return stored_run(store, "azure", spec, settings)
 
 
 def _launched(h: Harness, store: Store, spec: StudySpec) -> tuple[int, str]:

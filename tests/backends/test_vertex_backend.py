@@ -21,31 +21,14 @@ from core.spec import StudySpec, discretise, parse_spec
 from core.spec.design import same_configurations
 from core.store import RUN_STATUSES, Store
 from tests.harness_vertex import SETTINGS, Harness, harness, stand_in_bundle
+from tests.specs import every_type_spec, stored_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "vertex"
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spec(**over: Any) -> StudySpec:
-    data: dict[str, Any] = {
-        "name": "Vertex Types",
-        "dataset": {"name": "digits", "subset": 300},
-        "space": [
-            {"name": "learning_rate", "type": "float", "min": 0.0001, "max": 0.1, "scale": "log"},
-            {"name": "dropout_rate", "type": "float", "min": 0.2, "max": 0.4},
-            {"name": "batch_size", "type": "choice", "values": [128, 32, 64]},
-            {"name": "optimizer", "type": "choice", "values": ["adam", "sgd"]},
-            {"name": "conv_blocks", "type": "int", "min": 1, "max": 3},
-            {"name": "filters", "type": "int", "min": 16, "max": 64, "step": 16},
-            {"name": "dense_units", "type": "int", "min": 16, "max": 256, "scale": "log"},
-            {"name": "kernel_size", "type": "fixed", "value": 5},
-        ],
-        "strategy": "random",
-        "budget": {"max_trials": 6, "parallel_trials": 2, "epochs": 2},
-        "seed": 7,
-    }
-    data.update(over)
-    return parse_spec(data)
+    return every_type_spec("Vertex Types", 300, batch_sizes=(128, 32, 64), **over)
 
 
 def _grid_spec() -> StudySpec:
@@ -99,8 +82,7 @@ def vertex(store: Store, tmp_path: Path) -> Iterator[Harness]:
 
 
 def _run(store: Store, spec: StudySpec, settings: dict[str, Any]) -> int:
-    study = store.create_study(spec)
-    return store.create_run(study, "vertex", settings=settings, spec=spec)
+    return stored_run(store, "vertex", spec, settings)
 
 
 # ----------------------------------------------------------------------------- golden requests

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import pandas as pd
 
@@ -392,24 +392,24 @@ def render_html(report: StudyReport) -> str:
     )
 
 
+class ReportOptions(TypedDict, total=False):
+    """The keyword options of :func:`load_report`, which the report writers pass through."""
+
+    run_ids: list[int] | None
+    group: str
+    alpha: float
+    include_reference: bool
+
+
 def build_report(
-    store: Store,
-    study_id: int | None = None,
-    *,
-    run_ids: list[int] | None = None,
-    group: str = "platform",
-    alpha: float = 0.05,
-    include_reference: bool = False,
+    store: Store, study_id: int | None = None, **options: Unpack[ReportOptions]
 ) -> str:
     """Make the meeting report of a study as one self-contained HTML page.
 
     Args:
         store: the result store.
         study_id: the study's id (every run of it), unless ``run_ids`` is given.
-        run_ids: the runs to report on, from one study or several.
-        group: the grouping column (platform, strategy, instance_type...).
-        alpha: the significance level.
-        include_reference: add the published study's figures as a labelled reference.
+        **options: as :func:`load_report` (run_ids, group, alpha, include_reference).
 
     Returns:
         The HTML text (open it offline in any browser; print it to PDF).
@@ -418,15 +418,7 @@ def build_report(
         NotFound: no such study.
         StatsError: the grouping column does not exist or alpha is out of range.
     """
-    report = load_report(
-        store,
-        study_id,
-        run_ids=run_ids,
-        group=group,
-        alpha=alpha,
-        include_reference=include_reference,
-    )
-    return render_html(report)
+    return render_html(load_report(store, study_id, **options))
 
 
 def report_file_name(study_name: str, study_id: int) -> str:
@@ -436,13 +428,7 @@ def report_file_name(study_name: str, study_id: int) -> str:
 
 
 def write_report(
-    store: Store,
-    study: int | str,
-    out_path: str | Path,
-    *,
-    group: str = "platform",
-    alpha: float = 0.05,
-    include_reference: bool = False,
+    store: Store, study: int | str, out_path: str | Path, **options: Unpack[ReportOptions]
 ) -> Path:
     """Write the report of a study (by id or name) to an HTML file.
 
@@ -450,9 +436,7 @@ def write_report(
         store: the result store.
         study: the study's id or name (the newest study of that name).
         out_path: the file to write; its folder is created.
-        group: the grouping column.
-        alpha: the significance level.
-        include_reference: add the published study's figures as a labelled reference.
+        **options: as :func:`load_report` (group, alpha, include_reference).
 
     Returns:
         The path written.
@@ -461,10 +445,7 @@ def write_report(
         NotFound: no such study.
         CloudTuneError: the file cannot be written.
     """
-    row = store.get_study(study)
-    text = build_report(
-        store, row.id, group=group, alpha=alpha, include_reference=include_reference
-    )
+    text = build_report(store, store.get_study(study).id, **options)
     path = Path(out_path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
