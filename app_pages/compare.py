@@ -65,7 +65,7 @@ if view.spec_diff.differs:
 elif len(picked) > 1:
     st.caption("These runs share one spec: dataset, objective, strategy, space and budget.")
 for note in view.notes:
-    st.caption(f"ⓘ {note}")
+    st.caption(f":material/info: {note}")
 
 st.subheader("Side by side")
 for row in (
@@ -121,7 +121,7 @@ if view.blocked:
         for warning in result.warnings:
             st.caption(f"⚠ {warning}")
         with st.expander(f"{result.name}: paired comparisons (Holm-adjusted)"):
-            st.dataframe(result.paired, hide_index=True, width="stretch")
+            st.dataframe(result.paired_table(), hide_index=True, width="stretch")
 
 st.subheader("Export")
 e1, e2, e3, e4 = st.columns(4)

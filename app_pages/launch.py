@@ -25,11 +25,23 @@ from core.spec.drafts import load_draft, save_draft
 
 
 def choose(
-    label: str, options: tuple[str, ...], current: object, key: str, hint: str, fallback: int = 0
+    label: str,
+    options: tuple[str, ...],
+    current: object,
+    key: str,
+    hint: str,
+    fallback: int = 0,
+    disabled: bool = False,
 ) -> str:
     """A selectbox on ``current`` (``options[fallback]`` when it is not one of them)."""
     index = options.index(current) if current in options else fallback  # type: ignore[arg-type]
-    return str(st.selectbox(label, options, index=index, key=key, help=hint))
+    return str(st.selectbox(label, options, index=index, key=key, help=hint, disabled=disabled))
+
+
+DESIGN_NOTE = (
+    "Not used while 'Same configurations on every platform' is on: each platform then runs a "
+    "grid over the N configurations, one trial each."
+)
 
 
 store = get_store()
@@ -108,14 +120,18 @@ with left:
         )
 
     st.subheader("Search")
+    design_on = bool(st.session_state.get("launch_same_configs", False))
     draft["strategy"] = choose(
         "Strategy",
         STRATEGIES,
         draft.get("strategy", "bayesian"),
         "strategy",
-        "grid tries every point (needs steps on floats); hyperband trains many short "
+        DESIGN_NOTE
+        if design_on
+        else "grid tries every point (needs steps on floats); hyperband trains many short "
         "trials and promotes the best.",
         fallback=2,
+        disabled=design_on,
     )
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     same_configs = c1.toggle(
@@ -125,7 +141,7 @@ with left:
         "train exactly those, "
         "with the same seeds, on every chosen platform, each with its own grid tuner over "
         "the configuration's index. Compare then separates the platform effect from the "
-        "configurations' (a blocked comparison). The strategy above is not used.",
+        "configurations' (a blocked comparison). The strategy and the trial count are not used.",
     )
     n_configs = int(
         c2.number_input(
@@ -163,7 +179,12 @@ with right:
     budget = dict(draft.get("budget") or {})
     c1, c2, c3 = st.columns(3)
     budget["max_trials"] = c1.number_input(
-        "Trials", min_value=1, value=int(budget.get("max_trials", 10)), key="b_trials"
+        "Trials",
+        min_value=1,
+        value=int(budget.get("max_trials", 10)),
+        key="b_trials",
+        disabled=design_on,
+        help=DESIGN_NOTE if design_on else None,
     )
     budget["parallel_trials"] = c2.number_input(
         "In parallel", min_value=1, value=int(budget.get("parallel_trials", 1)), key="b_par"
@@ -213,7 +234,7 @@ else:
         try:
             spec = same_configurations(spec, n_configs)
             st.caption(
-                f"ⓘ Every chosen platform trains the same {n_configs} configurations (grid "
+                f":material/info: Every chosen platform trains the same {n_configs} configurations (grid "
                 f"over config_index, {n_configs} trials, seeds {spec.seed} to "
                 f"{spec.seed + n_configs - 1}); the exact requests below show it."
             )

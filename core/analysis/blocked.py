@@ -35,6 +35,7 @@ from core.analysis.posthoc import fmt_df, fmt_stat, holm
 from core.analysis.stats import (
     BACKEND_LABELS,
     StatsError,
+    format_p,
     group_words,
     metric_info,
     p_phrase,
@@ -104,6 +105,29 @@ class BlockedResult:
             ),
         ]
         return pd.DataFrame(rows, columns=["Analysis", "Statistic (df)", "p-value", "Conclusion"])
+
+    def paired_table(self) -> pd.DataFrame:
+        """The paired post-hoc comparisons as a readable table: one row a pair of groups."""
+        columns = [
+            "Comparison",
+            "Mean difference (first − second)",
+            "Paired t (df)",
+            "p (paired t, Holm)",
+            "p (Wilcoxon, Holm)",
+            "Conclusion",
+        ]
+        rows = [
+            (
+                f"{r.group1} vs {r.group2}",
+                f"{r.mean_difference:.4g}",
+                f"t = {fmt_stat(r.t)} ({fmt_df(r.df)})",
+                format_p(r.p_t_holm, self.alpha),
+                format_p(r.p_wilcoxon_holm, self.alpha),
+                _verdict(r.p_t_holm, self.alpha),
+            )
+            for r in self.paired.itertuples(index=False)
+        ]
+        return pd.DataFrame(rows, columns=columns)
 
 
 def _verdict(p: float, alpha: float) -> str:

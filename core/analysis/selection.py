@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from core.analysis.views import platform_label
+from core.backends.platforms import platform_label
 from core.store import RunRow, Store
 from core.store.frames import trial_counts
 

@@ -9,9 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+import core.costs.pricing as pricing
 from core.analysis import charts
 from core.analysis.blocked import design_comparisons
-from core.backends.platforms import PLATFORMS
+from core.analysis.selection import spec_differences, warmup_warnings
+from core.analysis.stats import compare, group_words
+from core.backends.platforms import platform_label
 from core.backends.records import best_value
 from core.errors import CloudTuneError
 from core.store import ACTIVE_STATUSES, RunRow, Store
@@ -40,12 +43,6 @@ PUBLISHED_STATS = pd.DataFrame(
     }
 )
 """The published study's ANOVA table, for reference only."""
-
-
-def platform_label(backend: str) -> str:
-    """Return the label people know a backend by."""
-    known = PLATFORMS.get(backend)
-    return known.short_label if known is not None else backend
 
 
 def format_duration(seconds: float | None) -> str:
@@ -176,8 +173,6 @@ def run_progress(store: Store, run: RunRow, *, now: float | None = None) -> RunP
 
 def _live_cost(store: Store, run: RunRow, trials: list[Any], now: float | None) -> float | None:
     try:
-        import core.costs.pricing as pricing
-
         price = pricing.run_price(run, store)
         return float(pricing.live_cost(run, trials, price, now))
     except Exception:  # the price catalog is optional for the view
@@ -291,8 +286,6 @@ def single_run_note(totals: pd.DataFrame, group: str) -> str | None:
     sample, so per-run totals are shown but only per-trial values are tested."""
     if totals.empty or "runs" not in totals or int(totals["runs"].min()) >= 2:
         return None
-    from core.analysis.stats import group_words
-
     word, words = group_words(group)
     return (
         f"Time to completion per run is the run's wall time (the mean over a {word}'s runs); "
@@ -362,8 +355,6 @@ def compare_view(
         reference: overlay the published figures (only when grouping by platform).
         goal: "max" or "min", the objective's direction.
     """
-    from core.analysis.selection import spec_differences, warmup_warnings
-
     runs = {int(r): store.get_run(int(r)) for r in run_ids}
     trials = with_progress_columns(compare_frame(store, run_ids=run_ids), runs)
     done = trials[trials["status"] == "completed"] if not trials.empty else trials
@@ -414,8 +405,6 @@ def compare_view(
     view.notes += warmup_warnings(runs.values())
     metrics = ["duration_s", "objective"] if free else ["duration_s", "cost_usd", "objective"]
     try:
-        from core.analysis.stats import compare
-
         view.comparison = compare(done, metrics, group=group, alpha=alpha)
     except CloudTuneError as err:
         view.stats_error = str(err)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from core.backends import containers
 from core.backends.base import Forecast, PollResult
 from core.backends.records import (
     ACTIVE_STATUSES,
@@ -160,8 +161,6 @@ class CloudBackendBase:
         Its end of availability (assets/containers.json) and, for CloudTune's own image, the
         command that builds and pushes it.
         """
-        from core.backends import containers
-
         image = self.training_image(settings)
         return [] if image is None else containers.notes(self.name, image, settings)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import shutil
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.backends.platforms import PLATFORMS
 from core.errors import BackendNotReady
+from core.training.bundle import build_bundle
+
+log = logging.getLogger(__name__)
 
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "assets" / "containers.json"
 DOCKERFILE_NAME = "Dockerfile"
@@ -155,8 +160,6 @@ def refuse_if_unavailable(cloud: str, uri: str, today: date | None = None) -> No
 
 def label(cloud: str) -> str:
     """The platform's label, as Settings shows it."""
-    from core.backends.platforms import PLATFORMS
-
     return PLATFORMS[cloud].label
 
 
@@ -293,8 +296,6 @@ def write_context(
     Raises:
         FileExistsError: ``dest`` is not empty.
     """
-    from core.training.bundle import build_bundle
-
     folder = Path(dest)
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"The build folder {folder} is not empty; name a new folder.")

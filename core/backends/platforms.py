@@ -255,3 +255,9 @@ def early_stopping_note(name: str, spec: StudySpec, settings: dict[str, Any]) ->
         spec, settings
     )
     return note
+
+
+def platform_label(backend: str) -> str:
+    """Return the label people know a backend by (its short label; the name if unknown)."""
+    known = PLATFORMS.get(backend)
+    return known.short_label if known is not None else backend

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.backends.base import get_backend
+from core.cli.specs import parse_settings
 from core.errors import BackendError, CloudTuneError
 from core.runs import check_liveness
 from core.store import Store
+from core.store.csv_import import import_csv_as_run
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +141,6 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import trials from CSV; bad rows reported by line, good rows kept, all in one go."""
-    from core.store.csv_import import import_csv_as_run
-
     store = Store(args.db)
     if args.run is not None:
         run_id = store.get_run(args.run).id
@@ -159,8 +159,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_import_job(args: argparse.Namespace) -> int:
     """Attach a cloud job to a new run and read its trials; on any error the run is failed."""
-    from core.cli.specs import parse_settings
-
     store = Store(args.db)
     settings = store.settings_with_prefix(f"{args.backend}.")
     settings.update(parse_settings(args.set))

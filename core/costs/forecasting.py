@@ -31,6 +31,7 @@ from core.costs.pricing import (
 from core.errors import CloudTuneError, DatasetError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, default_params
 from core.training import model as cnn
+from core.training.data import load_dataset
 from core.training.datasets import DatasetFacts, find_dataset
 
 if TYPE_CHECKING:
@@ -559,8 +560,6 @@ def _calibration_arrays(spec: StudySpec, rows: int) -> tuple[Any, Any, int, bool
 
     ds = spec.dataset
     try:
-        from core.training.data import load_dataset
-
         data = load_dataset(
             ds.name, path=ds.path, subset=ds.subset, validation_split=ds.validation_split
         )

@@ -17,6 +17,7 @@ from core.spec.params import (
     Param,
     default_params,
 )
+from core.spec.reading import load_text, read_spec_file
 
 log = logging.getLogger(__name__)
 
@@ -149,25 +150,17 @@ class StudySpec:
     @classmethod
     def from_dict(cls, data: Any) -> StudySpec:
         """Validate ``data`` and build a spec; raise SpecError listing every problem."""
-        from core.spec.parse import parse_spec  # parse builds these classes
-
-        return parse_spec(data)
+        return _parse(data)
 
     @classmethod
     def from_text(cls, text: str, fmt: Literal["json", "yaml"] | None = None) -> StudySpec:
         """Parse JSON or YAML text (``fmt`` None: JSON when it is JSON, else YAML 1.2)."""
-        from core.spec.parse import parse_spec  # parse builds these classes
-        from core.spec.reading import load_text
-
-        return parse_spec(load_text(text, fmt))
+        return _parse(load_text(text, fmt))
 
     @classmethod
     def load(cls, path: str | Path) -> StudySpec:
         """Read a spec from a .json, .yaml or .yml file (at most 1 MB, UTF-8)."""
-        from core.spec.parse import parse_spec  # parse builds these classes
-        from core.spec.reading import read_spec_file
-
-        return parse_spec(read_spec_file(path))
+        return _parse(read_spec_file(path))
 
     def save(self, path: str | Path) -> None:
         """Write the spec as JSON or YAML, chosen by the file's extension."""
@@ -244,6 +237,15 @@ def discretise(spec: StudySpec, steps: Mapping[str, float]) -> StudySpec:
                     ]
                 )
             item["step"] = steps[item["name"]]
-    from core.spec.parse import parse_spec  # parse builds these classes
+    return _parse(data)
+
+
+def _parse(data: Any) -> StudySpec:
+    """``parse_spec(data)``, for the constructors above.
+
+    The one import of this module that waits for its call: ``core.spec.parse`` builds these
+    classes, so it imports this module, and this module cannot import it back at its top.
+    """
+    from core.spec.parse import parse_spec
 
     return parse_spec(data)

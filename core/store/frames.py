@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from core.store.schema import epochs, runs, studies, trials
 from core.store.writes import loads
+from core.training.datasets import find_dataset
 
 if TYPE_CHECKING:
     from core.store.store import Store
@@ -184,8 +185,6 @@ LOSS_FAILURES = ("loss became nan", "loss diverged")
 
 def _chance(spec: dict[str, Any]) -> float | None:
     """Chance accuracy of a run's dataset (1 / classes), or None when its classes are unknown."""
-    from core.training.datasets import find_dataset
-
     name = (spec.get("dataset") or {}).get("name", "digits")
     facts = find_dataset(str(name))
     classes = facts.num_classes if facts is not None else None

@@ -9,6 +9,8 @@ import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import core
+
 log = logging.getLogger(__name__)
 
 # The modules the entry script starts from; every core.* module they import (at the top or
@@ -37,8 +39,6 @@ REQUIREMENTS_HEADER = """\
 
 
 def _core_root() -> Path:
-    import core
-
     return Path(core.__file__).resolve().parent
 
 

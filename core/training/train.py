@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import core
 from core.errors import CloudTuneError
 from core.spec import METRICS
 from core.spec.design import CONFIG_INDEX, CONFIGURATIONS_FILE, config_index, configuration
@@ -725,7 +726,7 @@ def make_epoch_callback(report: EpochReport) -> keras.callbacks.Callback:
     Returns:
         The callback; ``report.rows`` holds one dict per epoch (metrics plus ``seconds``).
     """
-    from core.training.callbacks import EpochReporter  # imports Keras
+    from core.training.callbacks import EpochReporter  # lazy: Keras and TensorFlow
 
     return EpochReporter(report)
 
@@ -888,8 +889,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env = dict(os.environ)
-    import core
-
     print(f"cloudtune trainer {core.__version__} from {Path(core.__file__).parent}", flush=True)
     try:
         config = parse_config(argv, env)

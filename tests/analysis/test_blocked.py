@@ -71,6 +71,27 @@ def test_paired_posthoc_matches_r_pairwise_tests(rounding) -> None:
     assert sorted(r.paired["significant"]) == [False, True, True]
 
 
+def test_paired_table_is_readable(rounding) -> None:
+    r = blocked_compare(rounding, "seconds", group="method", block="player")
+    table = r.paired_table()
+    assert list(table.columns) == [
+        "Comparison",
+        "Mean difference (first − second)",
+        "Paired t (df)",
+        "p (paired t, Holm)",
+        "p (Wilcoxon, Holm)",
+        "Conclusion",
+    ]
+    rows = {row.Comparison: row for row in table.itertuples(index=False)}
+    assert set(rows) == {f"{row.group1} vs {row.group2}" for row in r.paired.itertuples()}
+    narrow_wide = next(row for name, row in rows.items() if "Narrow" in name and "Wide" in name)
+    assert narrow_wide[3] == "< 0.01" and narrow_wide[4] == "< 0.01"  # Holm p 0.00203, 0.00579
+    round_wide = next(row for name, row in rows.items() if "Round" in name and "Wide" in name)
+    assert (round_wide[3], round_wide[4]) == ("0.028", "0.029")  # 0.02842, 0.02926
+    assert narrow_wide.Conclusion == "Significant" and narrow_wide[2].endswith("(21)")
+    assert sorted(table["Conclusion"]) == ["Not significant", "Significant", "Significant"]
+
+
 def test_conclusion_separates_the_block_effect(rounding) -> None:
     r = blocked_compare(rounding, "seconds", group="method", block="player")
     first = r.conclusions[0]

@@ -58,6 +58,9 @@ def test_compare_shows_the_blocked_comparison_of_a_design(
     assert len(blocked) == 3  # time, cost and accuracy
     assert "Friedman rank test" in " ".join(blocked[-1]["Analysis"])
     assert blocked[-1]["Conclusion"].tolist() == ["Significant", "Significant"]
+    paired = [t for t in tables if list(t.columns)[:1] == ["Comparison"]]
+    assert len(paired) == 3 and "p (Wilcoxon, Holm)" in paired[-1].columns
+    assert not any("p_t_holm" in t.columns for t in tables)  # no raw column names
 
 
 def test_compare_of_an_ordinary_study_has_no_blocked_section(
@@ -106,3 +109,4 @@ def test_report_of_a_design_has_the_blocked_section(store: Store, published_spec
     html = build_report(store, study_id=study)
     assert "Same configurations: the blocked comparison" in html
     assert "Friedman rank test" in html and "separated from the platform effect" in html
+    assert "paired comparisons (Holm-adjusted)" in html and "p (Wilcoxon, Holm)" in html

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from core.analysis.blocked import design_comparisons
+from core.analysis.charts import group_domain
 from core.analysis.selection import spec_differences, warmup_warnings
 from core.analysis.stats import Direction, StatsError, compare
 from core.analysis.views import compare_frame, cost_note, run_totals, single_run_note
@@ -99,8 +100,6 @@ class StudyReport:
     @property
     def domain(self) -> list[str]:
         """The groups in the order every chart colours them (the same as Compare's)."""
-        from core.analysis.charts import group_domain
-
         return group_domain(self.trials[self.group]) if not self.trials.empty else []
 
     @property

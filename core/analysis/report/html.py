@@ -254,6 +254,9 @@ def _blocked_html(report: StudyReport) -> str:
         parts.append(_list(result.conclusions, "conclusions"))
         if result.warnings:
             parts.append(_list(result.warnings))
+        if not result.paired.empty:
+            parts.append(f"<h4>{_e(result.name)}: paired comparisons (Holm-adjusted)</h4>")
+            parts.append(frame_html(result.paired_table(), "stats"))
     return _section("blocked", "Same configurations: the blocked comparison", "".join(parts))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.analysis.charts import title_for
 from core.analysis.posthoc import fmt_df
 from core.analysis.report.gather import MAX_TRIAL_ROWS, StudyReport
 from core.analysis.selection import SPEC_FIELDS, budget_text, spec_differences, values_text
@@ -63,8 +64,6 @@ def _param_text(value: Any) -> str:
 
 def group_title(group: str) -> str:
     """The column header of the grouping column ("Instance type", "Optimizer" for p_optimizer)."""
-    from core.analysis.charts import title_for
-
     return title_for(group)
 
 

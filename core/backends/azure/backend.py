@@ -47,8 +47,10 @@ from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import CloudBackendBase, JobReport, Submitted
 from core.backends.platforms import PLATFORMS
 from core.backends.records import FINISHED_TRIAL_STATUSES, EpochRecord, TrialRecord, TrialStatus
+from core.costs.pricing import canonical_instance
 from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound
 from core.spec import KNOWN_PARAMS, FixedParam, Param, StudySpec, typed_value
+from core.training.bundle import build_bundle
 from core.training.data import stage_dataset
 from core.training.train import BEST_SUFFIX
 
@@ -481,13 +483,6 @@ class AzureBackend(CloudBackendBase):
         """Write the trainer bundle (train.py at its top) into ``dest``."""
         if self._bundle_builder is not None:
             return Path(self._bundle_builder(dest))
-        try:
-            from core.training.bundle import build_bundle
-        except ImportError as err:
-            raise BackendError(
-                "The trainer bundle cannot be built: core.training is missing from this "
-                "installation; reinstall CloudTune."
-            ) from err
         return Path(build_bundle(dest))
 
     def _vm_size(self, settings: Mapping[str, Any], client: Any) -> str | None:
@@ -505,8 +500,6 @@ class AzureBackend(CloudBackendBase):
             except CloudTuneError as err:
                 log.warning("the VM size of %s is unknown: %s", compute, err)
         if isinstance(size, str) and size:
-            from core.costs.pricing import canonical_instance
-
             return canonical_instance(self.name, size)
         return str(settings["instance_type"]) if settings.get("instance_type") else None
 

@@ -57,6 +57,7 @@ from core.costs.forecasting import forecast
 from core.errors import BackendError, CloudTuneError
 from core.spec import StudySpec
 from core.store import ACTIVE_STATUSES, Store, data_home
+from core.training.data import available_datasets
 from core.training.model import build_model, clear_session
 
 if TYPE_CHECKING:
@@ -176,8 +177,6 @@ class LocalBackend:
 
     def dataset_problems(self, spec: StudySpec) -> list[str]:
         """Return why ``spec``'s dataset cannot be read on this machine (a sentence); [] if it can."""
-        from core.training.data import available_datasets
-
         d = spec.dataset
         for info in available_datasets(d.path):
             if info.name == d.name and not info.available:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.spec import ChoiceParam, FloatParam, IntParam
 from core.spec.design import configuration, recorded_params
 
 if TYPE_CHECKING:
@@ -97,8 +98,6 @@ def declare_param(hp: Any, param: Param) -> Any:
     Returns:
         The value KerasTuner chose (or the default while the space is being declared).
     """
-    from core.spec import ChoiceParam, FloatParam, IntParam
-
     if isinstance(param, FloatParam):
         if param.step is not None and param.scale == "log":
             return hp.Choice(param.name, sorted(param.grid_values() or []))
@@ -390,7 +389,7 @@ def make_oracle(spec: StudySpec, events: TrialEvents | None = None) -> Any:
     """
     import keras_tuner
 
-    from core.backends.local import kt
+    from core.backends.local import kt  # lazy: KerasTuner and TensorFlow
 
     cls = kt.oracle_class(spec.strategy)
     objective = keras_tuner.Objective(spec.objective.metric, direction=spec.objective.goal)
@@ -434,7 +433,7 @@ def make_tuner(
     Returns:
         A ``CloudTuneTuner``; call ``search()`` on it.
     """
-    from core.backends.local import kt
+    from core.backends.local import kt  # lazy: KerasTuner and TensorFlow
 
     hypermodel = kt.CNNHyperModel(spec, dataset)
     kwargs: dict[str, Any] = {}

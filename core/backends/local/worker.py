@@ -83,11 +83,11 @@ def run_path(uid: str) -> Path:
     """
     try:
         name = str(uuid.UUID(str(uid)))
-    except ValueError:
+    except ValueError as err:
         raise CloudTuneError(
             f"The run identity {uid!r} is not a UUID; open the store with this CloudTune "
             "(it upgrades the database) and start the run again."
-        ) from None
+        ) from err
     return data_home() / "runs" / name
 
 
@@ -109,11 +109,11 @@ def new_run_folder(uid: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.mkdir()
-    except FileExistsError:
+    except FileExistsError as err:
         raise CloudTuneError(
             f"The folder {path} of this new run already exists, so it holds some other run's "
             "state; CloudTune does not reuse it. Move it away and launch again."
-        ) from None
+        ) from err
     return path
 
 
@@ -556,7 +556,7 @@ def reconcile(oracle: Any, events: StoreEvents) -> None:
     A trial the oracle ended while the process died before the store heard of it is written
     now; one still marked running is queued to run again (same key, so never a duplicate).
     """
-    from core.backends.local.kt import requeue_interrupted
+    from core.backends.local.kt import requeue_interrupted  # lazy: KerasTuner and TensorFlow
 
     rows = {t.trial_key: t for t in events.store.list_trials(events.run_id)}
     for trial_id, trial in oracle.trials.items():
@@ -704,7 +704,7 @@ def serve_oracle(oracle: Any, host: str, port: int) -> tuple[Any, Any, int]:
 
     import grpc
 
-    from core.backends.local.kt import add_oracle_service
+    from core.backends.local.kt import add_oracle_service  # lazy: KerasTuner and TensorFlow
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     servicer = add_oracle_service(oracle, server)
@@ -719,7 +719,7 @@ def serve_oracle(oracle: Any, host: str, port: int) -> tuple[Any, Any, int]:
 
 
 def _chief_finished(oracle: Any, servicer: Any) -> bool:
-    from core.backends.local.kt import chief_finished
+    from core.backends.local.kt import chief_finished  # lazy: KerasTuner and TensorFlow
 
     return chief_finished(oracle, servicer)
 
@@ -771,7 +771,7 @@ def run_chief(session: Session, db_url: str, workers: int, threads: int) -> int:
 
 def _supervise(oracle: Any, servicer: Any, crew: LocalWorkers) -> str | None:
     """Wait until the search ends; return a sentence when it cannot end normally."""
-    from core.backends.local.kt import stop_requested
+    from core.backends.local.kt import stop_requested  # lazy: KerasTuner and TensorFlow
 
     while True:
         time.sleep(0.5)

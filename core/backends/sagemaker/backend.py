@@ -37,7 +37,8 @@ from core.backends.records import FINISHED_TRIAL_STATUSES, EpochRecord, TrialRec
 from core.backends.sagemaker import request as rq
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, parse_spec
-from core.training.data import MANIFEST_NAME
+from core.training.bundle import build_bundle, bundle_digest
+from core.training.data import MANIFEST_NAME, dataset_fingerprint, stage_dataset
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store, TrialRow
@@ -220,8 +221,6 @@ class SageMakerBackend(CloudBackendBase):
         data_dir: Path | None = None
         data_uri = rq.user_data_uri(spec, settings)
         if data_uri is None:
-            from core.training.data import dataset_fingerprint, stage_dataset
-
             data_dir = stage_dataset(
                 spec.dataset.name,
                 path=spec.dataset.path,
@@ -590,12 +589,6 @@ def _client_error(err: Any, operation: str) -> AwsError:
 
 
 def _build_trainer(dest: Path) -> tuple[Path, str]:
-    try:
-        from core.training.bundle import build_bundle, bundle_digest
-    except ImportError as err:
-        raise BackendError(
-            f"{TRAINER_TOOL} is not available ({err}); reinstall CloudTune."
-        ) from err
     folder = Path(build_bundle(dest))
     return folder, str(bundle_digest(folder))
 

@@ -63,7 +63,9 @@ from core.errors import (
     SpecError,
 )
 from core.spec import METRICS, StudySpec, parse_spec
-from core.training.data import stage_dataset
+from core.training import train
+from core.training.bundle import build_bundle
+from core.training.data import dataset_fingerprint, stage_dataset
 
 if TYPE_CHECKING:
     from core.store import RunRow, Store
@@ -248,13 +250,6 @@ def build_package(bundle: Path, dest_dir: Path) -> Path:
 
 
 def _default_bundle(dest: Path) -> Path:
-    try:
-        from core.training.bundle import build_bundle
-    except ImportError as err:
-        raise BackendError(
-            f"The trainer bundle cannot be built ({err}); reinstall CloudTune with its "
-            "core/training package."
-        ) from err
     return Path(build_bundle(dest))
 
 
@@ -273,17 +268,6 @@ def _default_stager(spec: StudySpec, dest: Path) -> Path:
 
 
 def _fingerprint(folder: Path) -> str:
-    try:
-        from core.training.data import dataset_fingerprint
-    except ImportError:
-        import hashlib
-
-        digest = hashlib.sha256()
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                digest.update(p.relative_to(folder).as_posix().encode())
-                digest.update(p.read_bytes())
-        return digest.hexdigest()
     return str(dataset_fingerprint(folder))
 
 
@@ -577,16 +561,12 @@ class VertexBackend(CloudBackendBase):
         return self.poll(self.store.get_run(run.id))
 
 
-def trainer_objectives() -> set[str] | None:
+def trainer_objectives() -> set[str]:
     """Return the metrics the trainer can report to Vertex AI's tuning service.
 
     Returns:
-        Metric names, or None when no trainer is installed.
+        Metric names: every metric when the trainer takes ``--objective``, else its one.
     """
-    try:
-        from core.training import train
-    except ImportError:
-        return None
     options = {o for a in train.build_parser()._actions for o in a.option_strings}
     if "--objective" in options:
         return set(METRICS)
@@ -596,7 +576,7 @@ def trainer_objectives() -> set[str] | None:
 def _check_objective(spec: StudySpec) -> None:
     supported = trainer_objectives()
     metric = spec.objective.metric
-    if supported is not None and metric not in supported:
+    if metric not in supported:
         raise BackendError(
             f"The trainer reports only {', '.join(sorted(supported))} to Vertex AI's tuning "
             f"service, so a {metric} objective would leave every trial without a measurement; "
