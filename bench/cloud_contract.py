@@ -117,8 +117,10 @@ def pyenv_python(version: str) -> Path | None:
 
 
 def _tail(text: str, lines: int = 3) -> str:
+    """The last lines of a tool's output, its ERROR lines where it wrote any."""
     kept = [line for line in text.strip().splitlines() if line.strip()]
-    return " / ".join(kept[-lines:])
+    errors = [line for line in kept if line.startswith("ERROR")]
+    return " / ".join((errors or kept)[-lines:])
 
 
 def prepare(target: Target, rebuild: bool) -> tuple[Path | None, str | None]:
@@ -147,7 +149,8 @@ def prepare(target: Target, rebuild: bool) -> tuple[Path | None, str | None]:
         done = subprocess.run(step, capture_output=True, text=True, check=False)
         if done.returncode:
             shutil.rmtree(venv, ignore_errors=True)
-            return None, f"`{' '.join(step[1:4])} ...` failed: {_tail(done.stderr or done.stdout)}"
+            what = " ".join(a for a in step[1:] if not a.startswith("-"))
+            return None, f"`{what}` failed here: {_tail(done.stderr or done.stdout)}"
     stamp.write_text(wanted)
     return python, None
 
@@ -246,7 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"   unavailable: {reason}", flush=True)
             rows.append(row)
             continue
-        row["interpreter"] = str(python)
+        row["interpreter"] = (
+            os.path.relpath(python, ROOT) if python.is_relative_to(ROOT) else str(python)
+        )
         row["installed"] = installed(python)
         t1 = time.perf_counter()
         clouds, summary = run_tests(python, args.workers)
