@@ -8,7 +8,7 @@ PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-fast venv lint typecheck pytest bench clean
+.PHONY: run test test-fast venv lint typecheck pytest bench cloud-contract clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,12 @@ test-fast: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# the container contract tests (tests/contract) under each target training image's Python,
+# TensorFlow, Keras and NumPy: one virtual environment per image in .venv-contract/, made with
+# pyenv's interpreters; results in bench/results/cloud_contract.json
+cloud-contract: $(STAMP)
+	$(BIN)/python -m bench.cloud_contract
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

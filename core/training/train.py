@@ -17,6 +17,7 @@ from the service's own naming of the trial (:func:`trial_index`), as the local b
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
 import json
 import logging
@@ -54,6 +55,8 @@ DESCRIPTION = "Train one CloudTune trial and report its metrics (SageMaker, Vert
 OBJECTIVE = "val_accuracy"
 DEFAULT_EPOCHS = 10
 GCS_MOUNT = Path("/gcs")
+GCS_ROOT_ENV = "CLOUDTUNE_GCS_ROOT"
+"""Names another folder for Vertex AI's /gcs mount (the container contract tests redirect it)."""
 SAGEMAKER_CONFIG_DIR = "/opt/ml/input/config"
 HP_METRIC_FILE = "/tmp/hypertune/output.metrics"
 HP_METRIC_TAG = "training/hptuning/metric"
@@ -367,10 +370,7 @@ def _configurations(raw: str | None) -> list[dict[str, Any]]:
     a file, or the bundle's own configurations file."""
     text = str(decode_value(raw)) if raw else ""
     if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except ValueError as err:
-            raise UsageError(f"--configurations is not a JSON list ({err}).") from err
+        data = _inline_list(text)
         file = Path("--configurations")
     else:
         file = Path(text) if text else Path(__file__).resolve().parents[2] / CONFIGURATIONS_FILE
@@ -378,6 +378,19 @@ def _configurations(raw: str | None) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
         raise UsageError(f"{file} must hold a JSON list of configurations.")
     return data
+
+
+def _inline_list(text: str) -> Any:
+    """Read an inline configurations list: JSON, or the Python form SageMaker's training
+    toolkit passes (it decodes the JSON hyperparameter and puts ``str()`` of the list on the
+    command line: ``[{'learning_rate': 0.01, ...}]``)."""
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise UsageError(f"--configurations is not a JSON list ({err}).") from err
 
 
 def _configurations_file(file: Path) -> Any:
@@ -411,12 +424,13 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainCon
     ns, unknown = parser.parse_known_args(tokens)
     subset = None if ns.subset in (None, "", "None", "none") else _whole("subset", ns.subset, 1)
     objective = _objective(ns.objective)
+    gcs_root = gcs_mount(env)
     return TrainConfig(
         params=_params_from(ns),
         epochs=_whole("epochs", ns.epochs, 1),
         dataset=str(decode_value(ns.dataset)) if ns.dataset else None,
-        data_dir=resolve_data_dir(ns.data_dir, env),
-        model_dir=resolve_model_dir(ns.model_dir, env),
+        data_dir=resolve_data_dir(ns.data_dir, env, gcs_root),
+        model_dir=resolve_model_dir(ns.model_dir, env, gcs_root),
         seed=_whole("seed", ns.seed, 0),
         subset=subset,
         validation_split=_split(ns.validation_split),
@@ -427,6 +441,11 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrainCon
         options=_options(ns),
         ignored=unknown,
     )
+
+
+def gcs_mount(env: Mapping[str, str]) -> Path:
+    """Return where Cloud Storage FUSE mounts buckets: /gcs, or ``$CLOUDTUNE_GCS_ROOT``."""
+    return Path(env.get(GCS_ROOT_ENV) or GCS_MOUNT)
 
 
 def gcs_to_local(uri: str, gcs_root: Path = GCS_MOUNT) -> str | None:

@@ -160,6 +160,22 @@ def test_each_clouds_request_gives_the_trainer_the_indexed_configuration(
         assert config.trial_seed == design.seed + 3
 
 
+def test_trainer_reads_the_configurations_as_sagemakers_toolkit_passes_them(published) -> None:
+    """The training toolkit json-decodes each hyperparameter and puts ``str()`` of the list on
+    the command line (Python's repr, not JSON), where it wins over hyperparameters.json."""
+    from core.backends.sagemaker import request as sm
+
+    design = same_configurations(published, 3)
+    static = sm.static_hyperparameters(design, {"region": "us-east-1"}, "s3://b/t.tar.gz")
+    listed = str(json.loads(static["configurations"]))
+    assert listed.startswith("[{'")
+    config = parse_config(["--config_index", "2", "--configurations", listed], {})
+    for name, value in design.configurations[2].items():
+        assert config.params[name] == pytest.approx(value)
+    with pytest.raises(UsageError, match="--configurations is not a JSON list"):
+        parse_config(["--config_index", "0", "--configurations", "[{'a': open}]"], {})
+
+
 def test_sagemaker_refuses_configurations_longer_than_a_hyperparameter(published) -> None:
     from core.backends.sagemaker import request as sm
     from core.errors import BackendError

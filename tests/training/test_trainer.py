@@ -153,6 +153,15 @@ def test_data_dir_precedence_and_gcs_mount(tmp_path: Path) -> None:
     assert train.resolve_data_dir(None, {}, gcs) is None
 
 
+def test_gcs_mount_can_be_redirected(tmp_path: Path) -> None:
+    (tmp_path / "bkt").mkdir()
+    env = {"CLOUDTUNE_GCS_ROOT": str(tmp_path), "AIP_MODEL_DIR": "gs://bkt/job/3/model/"}
+    cfg = train.parse_config(["--data-dir=gs://bkt/data"], env)
+    assert cfg.data_dir == str(tmp_path / "bkt" / "data")
+    assert cfg.model_dir == tmp_path / "bkt" / "job" / "3" / "model"
+    assert train.parse_config(["--data-dir=gs://bkt/data"], {}).data_dir == "/gcs/bkt/data"
+
+
 def test_model_dir_precedence(tmp_path: Path) -> None:
     gcs = tmp_path / "gcs"
     (gcs / "mounted").mkdir(parents=True)
