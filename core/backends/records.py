@@ -121,6 +121,13 @@ class TrialRecord:
     error: str | None = None
     epochs: tuple[EpochRecord, ...] = ()
 
+    @classmethod
+    def from_row(cls, row: Any, **changes: Any) -> TrialRecord:
+        """A stored trial (a ``TrialRow``) as a record: its key and every trial column, then
+        ``changes`` (the epochs, the machines, a cost to measure again...)."""
+        values = {name: getattr(row, name) for name in TRIAL_FIELDS}
+        return cls(key=row.trial_key, **{**values, **changes})
+
     @property
     def finished(self) -> bool:
         """True once the trial has ended (completed, failed or stopped)."""

@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.training import bundle, train
 from core.training.train import UsageError
+from tests.contract.services import write_digits
 
 ROOT = Path(__file__).resolve().parents[2]
 VAL_RE = re.compile(r"val_accuracy: ([0-9\.]+)")
@@ -24,20 +24,7 @@ PLATFORM_PREFIXES = ("SM_", "AIP_", "CLOUD_ML_", "MLFLOW_", "AZUREML_", "PYTHONP
 @pytest.fixture(scope="module")
 def npz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SageMaker-style channel folder holding 200 real digits as an MNIST-like .npz."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = np.round(d.images * (255 / 16)).astype("uint8")
-    labels = d.target.astype("uint8")
-    folder = tmp_path_factory.mktemp("channel")
-    np.savez(
-        folder / "digits.npz",
-        x_train=images[:160],
-        y_train=labels[:160],
-        x_test=images[1000:1040],
-        y_test=labels[1000:1040],
-    )
-    return folder
+    return write_digits(tmp_path_factory.mktemp("channel"))
 
 
 def _env(**extra: str) -> dict[str, str]:

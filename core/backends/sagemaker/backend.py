@@ -434,21 +434,10 @@ class SageMakerBackend(CloudBackendBase):
 
     def _from_row(self, trial: TrialRow, settings: Mapping[str, Any]) -> TrialRecord:
         """A stored finished trial with its epochs read again from the logs."""
-        return TrialRecord(
-            key=trial.trial_key,
-            number=trial.number,
-            params=trial.params,
-            status=trial.status,
-            objective=trial.objective,
-            metrics=trial.metrics,
-            started_at=trial.started_at,
-            ended_at=trial.ended_at,
-            duration_s=trial.duration_s,
-            billable_s=trial.billable_s,
-            seed=trial.seed,
-            instance_type=trial.instance_type,
+        return TrialRecord.from_row(
+            trial,
+            cost_usd=None,  # measured again from the job's billable time and price
             instance_count=rq.instance_count(settings),
-            error=trial.error,
             epochs=tuple(self._read_epochs(settings, trial.trial_key)),
         )
 
