@@ -50,4 +50,4 @@ cloud-contract: $(STAMP)
 	$(BIN)/python -m bench.cloud_contract
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-contract .pytest_cache .mypy_cache .ruff_cache
