@@ -19,7 +19,7 @@ from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import KNOWN_PARAMS, Budget, StudySpec, discretise, parse_spec
 from core.spec.design import same_configurations
 from core.store import Store
-from tests.fake_aws import BUCKET, REGION, ROLE_ARN
+from tests.fake_aws import BUCKET, REGION, ROLE_ARN, bucket_policy_for
 from tests.harness_sagemaker import SETTINGS, Harness, harness
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
@@ -396,6 +396,12 @@ def test_a_users_s3_dataset_is_used_as_given(aws: Harness, store: Store) -> None
     spec = _small()
     rid = _run(store, aws, spec, data_uri="s3://elsewhere/my-digits")
     aws.fake.create_bucket("elsewhere")
+    with pytest.raises(BackendNotReady, match="execution role .* may not s3:GetObject, s3:List"):
+        aws.backend.launch(spec, store.get_run(rid))  # the role cannot read the user's data
+    reads = bucket_policy_for("elsewhere", "my-digits")
+    aws.fake.client("iam").put_role_policy(
+        RoleName=ROLE_ARN.rsplit("/", 1)[-1], PolicyName="data", PolicyDocument=json.dumps(reads)
+    )
     with pytest.raises(BackendError, match="no data at s3://elsewhere/my-digits/"):
         aws.backend.launch(spec, store.get_run(rid))
     aws.fake.client("s3").put_object(Bucket="elsewhere", Key="my-digits/data.npz", Body=b"x")

@@ -1,0 +1,308 @@
+"""Readiness checks that ask the clouds' APIs: IAM simulation and ECR (moto), the staging bucket
+and its readers (the Vertex fake), the compute target (the Azure ML fake). Nothing is created."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from core.store import Store
+from tests.fake_aws import ACCOUNT, BUCKET, ROLE_ARN, FakeAWS, bucket_policy_for, fake_aws
+from tests.harness_sagemaker import SETTINGS as SM_SETTINGS
+
+# ----------------------------------------------------------------------------- SageMaker
+
+PASS_ROLE = {
+    "Effect": "Allow",
+    "Action": "iam:PassRole",
+    "Resource": ROLE_ARN,
+    "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+}
+
+
+def caller_policy(*, without: str = "", extra: list[dict[str, Any]] | None = None) -> dict:
+    """Everything a CloudTune user needs on SageMaker, less the action ``without``, plus
+    the ``extra`` statements."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                "sagemaker:StopHyperParameterTuningJob",
+                "sagemaker:DescribeTrainingJob",
+            ],
+            "Resource": "*",
+        },
+        copy.deepcopy(PASS_ROLE),
+        *bucket_policy_for(BUCKET)["Statement"],
+        {
+            "Effect": "Allow",
+            "Action": ["iam:SimulatePrincipalPolicy", "iam:GetRole", "ecr:DescribeImages"],
+            "Resource": "*",
+        },
+    ]
+    for st in statements:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        st["Action"] = [a for a in actions if a != without]
+    kept = [s for s in statements if s["Action"]] + list(extra or [])
+    return {"Version": "2012-10-17", "Statement": kept}
+
+
+def dlc_image() -> str:
+    from core.backends.sagemaker import request as rq
+
+    return rq.training_image(SM_SETTINGS)
+
+
+@pytest.fixture()
+def aws() -> Iterator[FakeAWS]:
+    with fake_aws() as fake:
+        fake.create_bucket(BUCKET)
+        fake.create_execution_role()
+        fake.publish_image(dlc_image())
+        yield fake
+
+
+def _backend(store: Store, creds: dict[str, str] | None = None) -> Any:
+    import boto3
+
+    from core.backends.sagemaker.backend import SageMakerBackend
+
+    def session(settings: Any) -> Any:
+        return boto3.session.Session(region_name=settings.get("region"), **(creds or {}))
+
+    return SageMakerBackend(store, session_factory=session)
+
+
+def _as_user(aws: FakeAWS, store: Store, policy: dict, name: str = "dev") -> Any:
+    return _backend(store, aws.create_user(name, policy))
+
+
+def test_a_user_with_every_permission_gets_no_finding(aws: FakeAWS, store: Store) -> None:
+    found = _as_user(aws, store, caller_policy()).assess(SM_SETTINGS)
+    assert found.problems == [] and found.notes == []
+
+
+LACKING = {
+    "sagemaker:CreateHyperParameterTuningJob": "may not call sagemaker:Create",
+    "sagemaker:StopHyperParameterTuningJob": "may not call sagemaker:Stop",
+    "iam:PassRole": "may not pass the execution role",
+    "s3:PutObject": "may not s3:PutObject on s3://cloudtune-test/cloudtune/",
+    "s3:ListBucket": "may not s3:ListBucket on s3://cloudtune-test",
+}
+"""A permission the caller lacks -> what its sentence says (one fake, a user each)."""
+
+
+def test_each_permission_the_caller_lacks_is_a_sentence_with_the_fix(
+    aws: FakeAWS, store: Store
+) -> None:
+    for n, (missing, says) in enumerate(LACKING.items()):
+        backend = _as_user(aws, store, caller_policy(without=missing), f"dev{n}")
+        found = backend.assess(SM_SETTINGS)
+        assert len(found.problems) == 1, (missing, found.problems)
+        (problem,) = found.problems
+        assert says in problem and missing in problem
+        assert f"arn:aws:iam::{ACCOUNT}:user/dev{n}" in problem  # whose permission it is
+        assert any(fix in problem for fix in ("attach a policy", "allow iam:PassRole", "allow s3:"))
+        assert found.notes == []
+        assert backend.check(SM_SETTINGS) == found.problems  # check() refuses with the same
+
+
+def test_pass_role_is_simulated_with_the_service_it_is_passed_to(
+    aws: FakeAWS, store: Store
+) -> None:
+    other = copy.deepcopy(PASS_ROLE)
+    other["Condition"]["StringEquals"]["iam:PassedToService"] = "ec2.amazonaws.com"
+    policy = caller_policy(without="iam:PassRole", extra=[other])
+    found = _as_user(aws, store, policy).assess(SM_SETTINGS)
+    assert any("iam:PassRole" in p for p in found.problems)  # a role passable to EC2 only
+    tagged = copy.deepcopy(PASS_ROLE)
+    tagged["Condition"] = {"StringEquals": {"aws:PrincipalTag/team": "ml"}}
+    policy = caller_policy(without="iam:PassRole", extra=[tagged])
+    found = _as_user(aws, store, policy, "tagged").assess(SM_SETTINGS)
+    assert found.problems == []  # a condition the simulation has no value for: not a refusal
+    assert any("Could not be sure" in n and "iam:PassRole" in n for n in found.notes)
+
+
+def test_an_explicit_deny_wins(aws: FakeAWS, store: Store) -> None:
+    deny = {"Effect": "Deny", "Action": "s3:*", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+    found = _as_user(aws, store, caller_policy(extra=[deny])).assess(SM_SETTINGS)
+    assert any("may not s3:GetObject, s3:PutObject" in p for p in found.problems)
+
+
+def test_a_bucket_policy_makes_an_s3_gap_a_note_not_a_refusal(aws: FakeAWS, store: Store) -> None:
+    import json
+
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/dev"},
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{BUCKET}/*",
+            }
+        ],
+    }
+    aws.client("s3").put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(grant))
+    found = _as_user(aws, store, caller_policy(without="s3:PutObject")).assess(SM_SETTINGS)
+    assert found.problems == []
+    assert any("Could not be sure" in n and "s3:PutObject" in n for n in found.notes)
+
+
+def test_the_execution_role_must_reach_the_bucket_and_trust_sagemaker(store: Store) -> None:
+    with fake_aws() as aws:
+        aws.create_bucket(BUCKET)
+        aws.publish_image(dlc_image())
+        backend = _as_user(aws, store, caller_policy())
+        (gone,) = backend.assess(SM_SETTINGS).problems
+        assert gone.startswith(f"The execution role {ROLE_ARN} does not exist: create a role")
+        read_only = bucket_policy_for(BUCKET)
+        read_only["Statement"][0]["Action"] = ["s3:GetObject"]
+        aws.create_execution_role(policy=read_only, trusted="ec2.amazonaws.com")
+        problems = backend.assess(SM_SETTINGS).problems
+        assert len(problems) == 2
+        assert "does not let SageMaker assume it" in problems[0]
+        assert "Trust relationships" in problems[0]
+        assert "may not s3:PutObject on s3://cloudtune-test/cloudtune/output/" in problems[1]
+        assert "the training jobs could not read the trainer" in problems[1]
+        other_account = dict(SM_SETTINGS, role_arn="arn:aws:iam::210987654321:role/Elsewhere")
+        elsewhere, passing = backend.assess(other_account).problems
+        assert "is in account 210987654321, but your credentials are for account" in elsewhere
+        assert "may not pass the execution role arn:aws:iam::210987654321:" in passing
+
+
+def test_a_role_with_a_path_must_be_named_with_it(store: Store) -> None:
+    with fake_aws() as aws:
+        aws.create_bucket(BUCKET)
+        aws.publish_image(dlc_image())
+        arn = aws.create_execution_role("Pathed", path="/service-role/")
+        assert arn == f"arn:aws:iam::{ACCOUNT}:role/service-role/Pathed"
+        passes = dict(PASS_ROLE, Resource=f"arn:aws:iam::{ACCOUNT}:role/*")
+        backend = _as_user(aws, store, caller_policy(extra=[passes]))
+        bare = dict(SM_SETTINGS, role_arn=f"arn:aws:iam::{ACCOUNT}:role/Pathed")
+        (problem,) = backend.assess(bare).problems
+        assert f"The execution role's ARN is {arn}, not" in problem
+        assert backend.assess(dict(SM_SETTINGS, role_arn=arn)).problems == []
+
+
+def test_an_assumed_role_is_simulated_as_its_role(aws: FakeAWS, store: Store) -> None:
+    import json
+
+    iam = aws.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName="Dev", Path="/team/", AssumeRolePolicyDocument=json.dumps(trust))
+    policy = caller_policy(without="iam:PassRole")
+    iam.put_role_policy(RoleName="Dev", PolicyName="p", PolicyDocument=json.dumps(policy))
+    backend = _backend(store, aws.assume(f"arn:aws:iam::{ACCOUNT}:role/team/Dev"))
+    (problem,) = backend.assess(SM_SETTINGS).problems
+    assert f"Your AWS identity (arn:aws:iam::{ACCOUNT}:role/team/Dev) may not pass" in problem
+
+
+def test_what_cannot_be_simulated_is_said_and_does_not_refuse(aws: FakeAWS, store: Store) -> None:
+    policy = caller_policy(without="iam:SimulatePrincipalPolicy")
+    backend = _as_user(aws, store, policy)
+    found = backend.assess(SM_SETTINGS)
+    assert found.problems == [] and backend.check(SM_SETTINGS) == []
+    role, mine = found.notes
+    assert mine.startswith("Could not check your own permissions (sagemaker:Create")
+    assert "IAM refused to simulate" in mine and "iam:SimulatePrincipalPolicy" in mine
+    assert role.startswith("Could not check the execution role's access to s3://")
+    # moto's default keys are no IAM identity: nothing to simulate, said once
+    (default,) = _backend(store).assess(SM_SETTINGS).notes
+    assert "is not an IAM user or role whose policies IAM can simulate" in default
+
+
+def test_the_training_image_is_looked_up_in_ecr(store: Store) -> None:
+    from core.backends.sagemaker.readiness import parse_image
+
+    image = dlc_image()
+    assert parse_image(image) == {
+        "registry": "763104351884",
+        "region": "us-east-1",
+        "repository": "tensorflow-training",
+        "tag": image.split(":")[-1],
+    }
+    with fake_aws() as aws:
+        aws.create_bucket(BUCKET)
+        aws.create_execution_role()
+        backend = _as_user(aws, store, caller_policy())
+        aws.publish_image(image.rsplit(":", 1)[0] + ":2.21-cpu-py312-sagemaker")  # another tag
+        (problem,) = backend.assess(SM_SETTINGS).problems
+        assert problem.startswith(f"The training image {image} does not exist")
+        assert "ImageNotFoundException" in problem and "framework_version" in problem
+        aws.publish_image(image, describable=False)  # the repository lets it be pulled only
+        found = backend.assess(SM_SETTINGS)
+        assert found.problems == []
+        assert found.notes == [
+            f"Could not check that the training image {image} exists (AccessDeniedException: "
+            "ecr:DescribeImages on registry 763104351884 was refused)."
+        ]
+        custom = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/cloudtune-trainer:v1"
+        (unpushed,) = backend.assess(dict(SM_SETTINGS, image=custom)).problems
+        assert "does not exist (RepositoryNotFoundException): push it (`" in unpushed
+        aws.client("ecr").create_repository(repositoryName="cloudtune-trainer")
+        aws.publish_image(custom)
+        assert backend.assess(dict(SM_SETTINGS, image=custom)).problems == []
+
+
+def test_principal_arns() -> None:
+    from core.backends.sagemaker.readiness import principal_arn, trusts_sagemaker
+
+    assert principal_arn(f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_Dev/alice") == (
+        f"arn:aws:iam::{ACCOUNT}:role/AWSReservedSSO_Dev",
+        "AWSReservedSSO_Dev",
+    )
+    assert principal_arn(f"arn:aws:iam::{ACCOUNT}:user/ops/bob") == (
+        f"arn:aws:iam::{ACCOUNT}:user/ops/bob",
+        None,
+    )
+    assert principal_arn(f"arn:aws:iam::{ACCOUNT}:root") == (None, None)
+    assert principal_arn(f"arn:aws:sts::{ACCOUNT}:federated-user/carol") == (None, None)
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["ec2.amazonaws.com", "sagemaker.amazonaws.com"]},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ]
+    }
+    assert trusts_sagemaker(trust)
+    trust["Statement"][0]["Effect"] = "Deny"
+    assert not trusts_sagemaker(trust)
+
+
+def test_the_launch_page_reuses_an_answer_for_a_minute(
+    aws: FakeAWS, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.runs import assess
+
+    backend = _as_user(aws, store, caller_policy(without="iam:PassRole"))
+    calls: list[int] = []
+    original = type(backend).assess
+
+    def counted(self: Any, settings: Any) -> Any:
+        calls.append(1)
+        return original(self, settings)
+
+    monkeypatch.setattr(type(backend), "assess", counted)
+    first = assess(backend, None, SM_SETTINGS, max_age_s=60)
+    again = assess(backend, None, SM_SETTINGS, max_age_s=60)
+    assert first == again and len(first.problems) == 1 and len(calls) == 1
+    assess(backend, None, SM_SETTINGS)  # a launch asks afresh
+    assert len(calls) == 2
