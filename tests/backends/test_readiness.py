@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,3 +307,96 @@ def test_the_launch_page_reuses_an_answer_for_a_minute(
     assert first == again and len(first.problems) == 1 and len(calls) == 1
     assess(backend, None, SM_SETTINGS)  # a launch asks afresh
     assert len(calls) == 2
+
+
+# ----------------------------------------------------------------------------- Vertex AI
+
+AGENT = "service-424242424242@gcp-sa-aiplatform-cc.iam.gserviceaccount.com"
+
+
+@pytest.fixture()
+def vertex(store: Store, tmp_path: Path) -> Iterator[Any]:
+    from tests.harness_vertex import harness
+
+    with harness(store, tmp_path) as h:
+        yield h
+
+
+def test_vertex_bucket_in_the_project_is_ready(vertex: Any) -> None:
+    found = vertex.backend.assess(vertex.settings)
+    assert found.problems == [] and found.notes == []
+    asked = [path for _, path in vertex.fake.calls]
+    assert asked == [
+        "/storage/v1/b/cloudtune-test-bucket",
+        "/storage/v1/b/cloudtune-test-bucket/iam/testPermissions",
+        "/v3/projects/cloudtune-test",
+    ]  # the agent reads its own project's buckets: no policy needs reading
+
+
+def test_vertex_staging_bucket_must_exist_and_take_the_uploads(vertex: Any) -> None:
+    fake = vertex.fake
+    (gone,) = vertex.backend.check(dict(vertex.settings, bucket="gs://no-such-bucket"))
+    assert gone.startswith("The staging bucket gs://no-such-bucket does not exist: create it")
+    assert "gcloud storage buckets create gs://no-such-bucket --project=cloudtune-test" in gone
+    fake.caller_permissions = {"storage.objects.get"}
+    (upload,) = vertex.backend.check(vertex.settings)
+    assert upload.startswith("Your Google Cloud account lacks storage.objects.create on gs://")
+    assert "--role=roles/storage.objectUser" in upload
+    fake.refused.add("storage.buckets.get")  # may not read the bucket: said, not refused
+    found = vertex.backend.assess(vertex.settings)
+    assert found.problems == [upload]  # testIamPermissions still answers
+    assert found.notes == [
+        "Could not check that gs://cloudtune-test-bucket exists or who may read it: your "
+        "account may not read the bucket's metadata (storage.buckets.get)."
+    ]
+
+
+def test_vertex_agent_must_be_granted_a_bucket_of_another_project(vertex: Any) -> None:
+    fake = vertex.fake
+    fake.create_bucket("shared-data", "data-project")
+    settings = dict(vertex.settings, bucket="gs://shared-data")
+    (problem,) = vertex.backend.check(settings)
+    assert problem.startswith(
+        f"The Vertex AI Custom Code Service Agent ({AGENT}), which runs the trials, may not "
+        "read gs://shared-data: grant it Storage Object Viewer"
+    )
+    assert f"--member=serviceAccount:{AGENT} --role=roles/storage.objectViewer" in problem
+    viewer = {"role": "roles/storage.objectViewer", "members": [f"serviceAccount:{AGENT}"]}
+    fake.buckets["shared-data"]["bindings"].append(viewer)
+    assert vertex.backend.assess(settings).notes == [] and vertex.backend.check(settings) == []
+    fake.buckets["shared-data"]["bindings"][-1] = dict(viewer, members=["group:ml@example.com"])
+    found = vertex.backend.assess(settings)
+    assert found.problems == []
+    assert found.notes[0].startswith(f"Could not be sure that {AGENT} can read gs://shared-data")
+
+
+def test_vertex_custom_service_account_is_the_reader(vertex: Any) -> None:
+    fake = vertex.fake
+    account = "trainer@cloudtune-test.iam.gserviceaccount.com"
+    settings = dict(vertex.settings, service_account=account)
+    (problem,) = vertex.backend.check(settings)
+    assert problem.startswith(f"The service account Settings names ({account}), which runs")
+    grant = {"role": "roles/storage.objectViewer", "members": [f"serviceAccount:{account}"]}
+    fake.projects["cloudtune-test"]["bindings"].append(grant)  # on the bucket's project
+    assert vertex.backend.assess(settings).problems == []
+
+
+def test_vertex_what_cannot_be_read_is_said_and_does_not_refuse(vertex: Any) -> None:
+    fake = vertex.fake
+    fake.create_bucket("shared-data", "data-project")
+    settings = dict(vertex.settings, bucket="gs://shared-data")
+    fake.refused.add("storage.buckets.getIamPolicy")
+    found = vertex.backend.assess(settings)
+    assert found.problems == [] and vertex.backend.check(settings) == []
+    assert found.notes == [
+        f"Could not check that the Vertex AI Custom Code Service Agent ({AGENT}) can read "
+        "gs://shared-data: the bucket's IAM policy could not be read (Forbidden; it needs "
+        "storage.buckets.getIamPolicy)."
+    ]
+    fake.refused.add("resourcemanager.projects.get")
+    (note,) = vertex.backend.assess(settings).notes
+    assert note == (
+        "Could not check that the Vertex AI Custom Code Service Agent of cloudtune-test can "
+        "read gs://shared-data: the project's number could not be read (Forbidden; it "
+        "needs resourcemanager.projects.get)."
+    )
