@@ -400,3 +400,65 @@ def test_vertex_what_cannot_be_read_is_said_and_does_not_refuse(vertex: Any) -> 
         "read gs://shared-data: the project's number could not be read (Forbidden; it "
         "needs resourcemanager.projects.get)."
     )
+
+
+# ----------------------------------------------------------------------------- Azure ML
+
+
+@pytest.fixture()
+def azure(store: Store, tmp_path: Path) -> Iterator[Any]:
+    from tests.harness_azure import harness
+
+    with harness(store, tmp_path) as h:
+        yield h
+
+
+def test_azure_compute_is_read_and_its_size_is_what_prices_the_run(
+    azure: Any, store: Store
+) -> None:
+    from core.costs.pricing import hourly_price
+
+    found = azure.backend.assess(azure.settings)
+    assert found.problems == [] and found.notes == []
+    assert hourly_price("azure", "Standard_DS3_v2", region="eastus") is not None
+    gpu = dict(azure.settings, compute="gpu-cluster")
+    (note,) = azure.backend.assess(gpu).notes
+    assert note == (
+        "The compute gpu-cluster runs Standard_NC6s_v3, not instance_type Standard_DS3_v2: "
+        "the trials run on Standard_NC6s_v3 and are priced as it; set instance_type to "
+        "Standard_NC6s_v3 so the forecast prices the same machine."
+    )
+    assert azure.backend.check(gpu) == []  # a note, not a refusal
+    azure.fake.computes["odd-cluster"] = "STANDARD_UNPRICED_V9"
+    odd = dict(azure.settings, compute="odd-cluster", instance_type="")
+    assert azure.backend.assess(odd).notes == [
+        "CloudTune has no price for STANDARD_UNPRICED_V9: set price_per_hour in Settings → "
+        "Azure ML to see the runs' cost."
+    ]
+    assert azure.backend.assess(dict(odd, price_per_hour=1.5)).notes == []
+
+
+def test_azure_launch_reads_the_compute_once(azure: Any, store: Store) -> None:
+    from core.spec import StudySpec
+
+    spec = StudySpec.load(Path(__file__).parents[2] / "assets" / "specs" / "published_study.json")
+    run_id = store.create_run(store.create_study(spec), "azure", settings=azure.settings, spec=spec)
+    azure.backend.launch(spec, store.get_run(run_id))
+    computes = [p for m, p in azure.fake.calls if m == "GET" and "/computes/" in p]
+    assert computes == [computes[0]] and computes[0].endswith("/computes/cpu-cluster")
+    assert store.get_run(run_id).instance_type == "Standard_DS3_v2"
+
+
+def test_azure_missing_compute_refuses_and_an_unreadable_one_is_said(azure: Any) -> None:
+    (problem,) = azure.backend.check(dict(azure.settings, compute="no-such-cluster"))
+    assert problem.startswith(
+        "The compute no-such-cluster does not exist in workspace ws-cloudtune-test: create a "
+        "compute cluster of that name"
+    )
+    assert "`az ml compute create --name no-such-cluster --type AmlCompute" in problem
+    azure.fake.denied.add("Microsoft.MachineLearningServices/workspaces/computes/read")
+    found = azure.backend.assess(azure.settings)
+    assert found.problems == []
+    (note,) = found.notes
+    assert note.startswith("Could not read the compute cpu-cluster of workspace ws-cloudtune-test")
+    assert "HTTP 403" in note and "the forecast prices instance_type" in note
