@@ -156,6 +156,20 @@ def test_a_bucket_policy_makes_an_s3_gap_a_note_not_a_refusal(aws: FakeAWS, stor
     assert any("Could not be sure" in n and "s3:PutObject" in n for n in found.notes)
 
 
+def test_the_bucket_must_exist_in_the_jobs_region(aws: FakeAWS, store: Store) -> None:
+    backend = _as_user(aws, store, caller_policy())
+    (gone,) = backend.check(dict(SM_SETTINGS, bucket="no-such-bucket"))[:1]
+    assert gone.startswith("The S3 bucket no-such-bucket does not exist: create it in us-east-1")
+    aws.client("s3").create_bucket(
+        Bucket="far-away", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    far = [p for p in backend.check(dict(SM_SETTINGS, bucket="far-away")) if "S3 bucket" in p]
+    assert far == [
+        "The S3 bucket far-away is in eu-west-1, but the jobs run in us-east-1: use a bucket in "
+        "us-east-1, or set the region to eu-west-1 in Settings → AWS SageMaker."
+    ]
+
+
 def test_the_execution_role_must_reach_the_bucket_and_trust_sagemaker(store: Store) -> None:
     with fake_aws() as aws:
         aws.create_bucket(BUCKET)
@@ -286,6 +300,31 @@ def test_principal_arns() -> None:
     assert trusts_sagemaker(trust)
     trust["Statement"][0]["Effect"] = "Deny"
     assert not trusts_sagemaker(trust)
+
+
+def test_refused_credentials_are_a_problem_and_an_unreachable_sts_a_note() -> None:
+    """STS's own error codes, through botocore's Stubber on a real client (no moto needed)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from core.backends.sagemaker import readiness
+
+    sts = boto3.session.Session(
+        aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    ).client("sts")
+    with Stubber(sts) as stub:
+        stub.add_client_error("get_caller_identity", "ExpiredToken", "The token expired.", 403)
+        stub.add_client_error("get_caller_identity", "Throttling", "Rate exceeded", 400)
+        expired = readiness.assess(lambda service, region=None: sts, SM_SETTINGS, "SSO")
+        busy = readiness.assess(lambda service, region=None: sts, SM_SETTINGS, "SSO")
+    assert expired.problems == [
+        "AWS refused the credentials from SSO (ExpiredToken): The credentials expired: sign "
+        "in again (e.g. `aws sso login`)."
+    ]
+    assert busy.problems == [] and busy.notes[0].startswith(
+        "Could not ask AWS about the credentials, the execution role, the bucket or the "
+        "training image (Throttling: Rate exceeded)"
+    )
 
 
 def test_the_launch_page_reuses_an_answer_for_a_minute(

@@ -748,10 +748,13 @@ def test_epochs_that_reach_the_logs_late_are_read_later(aws: Harness, store: Sto
 def test_a_missing_bucket_is_a_sentence(aws: Harness, store: Store) -> None:
     spec = _small()
     rid = _run(store, aws, spec, bucket="no-such-bucket")
-    with pytest.raises(BackendError, match="bucket exists") as err:
-        aws.backend.launch(spec, store.get_run(rid))
-    assert "NoSuchBucket" in str(err.value)
+    with pytest.raises(BackendNotReady, match="The S3 bucket no-such-bucket does not exist"):
+        aws.backend.launch(spec, store.get_run(rid))  # the readiness check asks S3 first
     assert store.get_run(rid).handle is None
+    run = store.get_run(rid)  # a bucket gone between the check and the upload: still a sentence
+    with pytest.raises(BackendError, match="bucket exists") as err:
+        aws.backend.submit(spec, run, dict(run.settings))  # type: ignore[attr-defined]
+    assert "NoSuchBucket" in str(err.value)
 
 
 def _toolkit_args(hyperparameters: dict[str, str]) -> list[str]:

@@ -214,12 +214,24 @@ class SageMakerBackend(CloudBackendBase):
         if problems or source is None:
             return Assessment(problems)
         return readiness.assess(
-            lambda service, region=None: self._client(
-                service, {**settings, "region": region} if region else settings
-            ),
+            lambda service, region=None: self._check_client(service, settings, region),
             settings,
             source,
         )
+
+    def _check_client(self, service: str, settings: Mapping[str, Any], region: str | None) -> Any:
+        """A client for the readiness calls: short timeouts and one attempt (it is a check,
+        run each time the Launch page asks)."""
+        from botocore.config import Config
+
+        where = region or str(settings.get("region") or "") or None
+        key = (f"check:{service}", str(where or ""), str(settings.get("profile") or ""))
+        if key not in self._clients:
+            config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 1})
+            self._clients[key] = self._session(settings).client(
+                service, region_name=where, config=config
+            )
+        return self._clients[key]
 
     def instance_count(self, settings: Mapping[str, Any]) -> int:
         """Return the machines per training job (the instance_count setting, default 1)."""

@@ -4,6 +4,7 @@
 
 * STS ``GetCallerIdentity``: who the credentials are (an assumed-role ARN becomes its role's
   ARN, the role's path read with ``GetRole`` where permitted);
+* S3 ``GetBucketLocation``: the bucket exists, in the jobs' region;
 * IAM ``GetRole`` on the execution role: it exists, in the caller's account, and trusts
   ``sagemaker.amazonaws.com``;
 * IAM ``SimulatePrincipalPolicy`` for the caller: the SageMaker calls CloudTune makes
@@ -386,6 +387,7 @@ def assess(client_for: ClientFor, settings: Mapping[str, Any], source: str) -> A
     s3 = client_for("s3")
     buckets = {rq.bucket_name(settings), _data_location(settings)[0]}
     bucket_policy = {name: _bucket_policy(s3, name) for name in sorted(buckets)}
+    found.problems += bucket_problems(s3, sorted(buckets), rq.region(settings))
     if _account(role) != account:
         found.problems.append(
             f"The execution role {role} is in account {_account(role)}, but your credentials "
@@ -401,12 +403,36 @@ def assess(client_for: ClientFor, settings: Mapping[str, Any], source: str) -> A
 
 
 def _bucket_policy(s3: Any, bucket: str) -> bool | None:
-    """Whether the bucket has a bucket policy (None: it cannot be read)."""
+    """Whether the bucket has a bucket policy (None: it cannot be read, or no bucket)."""
     try:
         _ask(s3.get_bucket_policy, Bucket=bucket)
     except _Refused as err:
         return False if err.code == "NoSuchBucketPolicy" else None
     return True
+
+
+def bucket_problems(s3: Any, buckets: Iterable[str], region: str) -> list[str]:
+    """A bucket that does not exist, or lies in another region than the jobs (SageMaker reads
+    and writes S3 in the job's region); a location that cannot be read is let be."""
+    out = []
+    for name in buckets:
+        try:
+            where = _ask(s3.get_bucket_location, Bucket=name).get("LocationConstraint")
+        except _Refused as err:
+            if err.code == "NoSuchBucket":
+                out.append(
+                    f"The S3 bucket {name} does not exist: create it in {region} (`aws s3 mb "
+                    f"s3://{name} --region {region}`) or fix the bucket in Settings → AWS "
+                    "SageMaker."
+                )
+            continue
+        located = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(where, where)
+        if located != region:
+            out.append(
+                f"The S3 bucket {name} is in {located}, but the jobs run in {region}: use a "
+                f"bucket in {region}, or set the region to {located} in Settings → AWS SageMaker."
+            )
+    return out
 
 
 def _role_checks(
