@@ -166,7 +166,7 @@ def test_the_bucket_must_exist_in_the_jobs_region(aws: FakeAWS, store: Store) ->
     far = [p for p in backend.check(dict(SM_SETTINGS, bucket="far-away")) if "S3 bucket" in p]
     assert far == [
         "The S3 bucket far-away is in eu-west-1, but the jobs run in us-east-1: use a bucket in "
-        "us-east-1, or set the region to eu-west-1 in Settings → AWS SageMaker."
+        "us-east-1, or set the region to eu-west-1 (Settings → AWS SageMaker → AWS region)."
     ]
 
 
@@ -414,7 +414,9 @@ def test_vertex_custom_service_account_is_the_reader(vertex: Any) -> None:
     account = "trainer@cloudtune-test.iam.gserviceaccount.com"
     settings = dict(vertex.settings, service_account=account)
     (problem,) = vertex.backend.check(settings)
-    assert problem.startswith(f"The service account Settings names ({account}), which runs")
+    assert problem.startswith(
+        f"The service account the service_account setting names ({account}), which runs"
+    )
     grant = {"role": "roles/storage.objectViewer", "members": [f"serviceAccount:{account}"]}
     fake.projects["cloudtune-test"]["bindings"].append(grant)  # on the bucket's project
     assert vertex.backend.assess(settings).problems == []
@@ -463,18 +465,22 @@ def test_azure_compute_is_read_and_its_size_is_what_prices_the_run(
     gpu = dict(azure.settings, compute="gpu-cluster")
     (note,) = azure.backend.assess(gpu).notes
     assert note == (
-        "The compute gpu-cluster runs Standard_NC6s_v3, not instance_type Standard_DS3_v2: "
-        "the trials run on Standard_NC6s_v3 and are priced as it; set instance_type to "
-        "Standard_NC6s_v3 so the forecast prices the same machine."
+        "The compute gpu-cluster runs Standard_NC6s_v3, not Standard_DS3_v2: the trials run on "
+        "Standard_NC6s_v3 and are priced as it; set it as the VM size (Settings → Azure ML → "
+        "VM size of the cluster) so the forecast prices the same machine."
     )
     assert azure.backend.check(gpu) == []  # a note, not a refusal
     azure.fake.computes["odd-cluster"] = "STANDARD_UNPRICED_V9"
     odd = dict(azure.settings, compute="odd-cluster", instance_type="")
     assert azure.backend.assess(odd).notes == [
-        "CloudTune has no price for STANDARD_UNPRICED_V9: set price_per_hour in Settings → "
-        "Azure ML to see the runs' cost."
+        "CloudTune has no price for STANDARD_UNPRICED_V9: add one with Override a price on "
+        "the Settings page (or set price_per_hour) to see the runs' cost."
     ]
     assert azure.backend.assess(dict(odd, price_per_hour=1.5)).notes == []
+    from core.costs.pricing import set_price_override
+
+    set_price_override(store, "azure", "STANDARD_UNPRICED_V9", 2.0)
+    assert azure.backend.assess(odd).notes == []  # an override prices it too
 
 
 def test_azure_launch_reads_the_compute_once(azure: Any, store: Store) -> None:
@@ -500,4 +506,4 @@ def test_azure_missing_compute_refuses_and_an_unreadable_one_is_said(azure: Any)
     assert found.problems == []
     (note,) = found.notes
     assert note.startswith("Could not read the compute cpu-cluster of workspace ws-cloudtune-test")
-    assert "HTTP 403" in note and "the forecast prices instance_type" in note
+    assert "HTTP 403" in note and "the forecast prices Settings → Azure ML → VM size" in note

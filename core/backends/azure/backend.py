@@ -330,7 +330,7 @@ class AzureBackend(CloudBackendBase):
                 f"`az ml compute create --name {compute} --type AmlCompute --size "
                 f"{settings.get('instance_type') or 'Standard_DS3_v2'} --max-instances 4 "
                 f"--workspace-name {workspace} --resource-group {settings['resource_group']}`) "
-                "or fix compute in Settings → Azure ML."
+                "or fix Settings → Azure ML → Compute cluster."
             )
             return found
         except BackendNotReady as err:  # the credentials were refused
@@ -339,13 +339,14 @@ class AzureBackend(CloudBackendBase):
         except BackendError as err:
             found.notes.append(
                 f"Could not read the compute {compute} of workspace {workspace} ({err}); until "
-                "the launch reads its VM size, the forecast prices instance_type."
+                "the launch reads its VM size, the forecast prices Settings → Azure ML → VM "
+                "size of the cluster."
             )
             return found
         if not isinstance(size, str) or not size:
             found.notes.append(
-                f"The compute {compute} reports no VM size; the trials are priced by "
-                "instance_type (or price_per_hour)."
+                f"The compute {compute} reports no VM size; the trials are priced by Settings → "
+                "Azure ML → VM size of the cluster (or the price_per_hour setting)."
             )
             return found
         vm = canonical_instance(self.name, size)
@@ -353,17 +354,17 @@ class AzureBackend(CloudBackendBase):
         given = str(settings.get("instance_type") or "")
         if given and canonical_instance(self.name, given) != vm:
             found.notes.append(
-                f"The compute {compute} runs {vm}, not instance_type {given}: the trials run "
-                f"on {vm} and are priced as it; set instance_type to {vm} so the forecast "
-                "prices the same machine."
+                f"The compute {compute} runs {vm}, not {given}: the trials run on {vm} and are "
+                f"priced as it; set it as the VM size (Settings → Azure ML → VM size of the "
+                "cluster) so the forecast prices the same machine."
             )
         region = str(settings.get("region") or "") or None
-        if hourly_price(self.name, vm, region=region) is None and not settings.get(
-            "price_per_hour"
-        ):
+        if hourly_price(
+            self.name, vm, region=region, store=self.store
+        ) is None and not settings.get("price_per_hour"):
             found.notes.append(
-                f"CloudTune has no price for {vm}: set price_per_hour in Settings → Azure ML "
-                "to see the runs' cost."
+                f"CloudTune has no price for {vm}: add one with Override a price on the "
+                "Settings page (or set price_per_hour) to see the runs' cost."
             )
         return found
 

@@ -393,7 +393,7 @@ def assess(client_for: ClientFor, settings: Mapping[str, Any], source: str) -> A
             f"The execution role {role} is in account {_account(role)}, but your credentials "
             f"are for account {account}: SageMaker runs the jobs as a role of the account that "
             "creates them; name a role of this account in Settings → AWS SageMaker → "
-            "Execution role ARN, or use that account's credentials."
+            "SageMaker execution role ARN, or use that account's credentials."
         )
     else:
         found.extend(_role_checks(iam, role, settings, bucket_policy))
@@ -422,15 +422,16 @@ def bucket_problems(s3: Any, buckets: Iterable[str], region: str) -> list[str]:
             if err.code == "NoSuchBucket":
                 out.append(
                     f"The S3 bucket {name} does not exist: create it in {region} (`aws s3 mb "
-                    f"s3://{name} --region {region}`) or fix the bucket in Settings → AWS "
-                    "SageMaker."
+                    f"s3://{name} --region {region}`) or fix Settings → AWS SageMaker → S3 "
+                    "bucket."
                 )
             continue
         located = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(where, where)
         if located != region:
             out.append(
                 f"The S3 bucket {name} is in {located}, but the jobs run in {region}: use a "
-                f"bucket in {region}, or set the region to {located} in Settings → AWS SageMaker."
+                f"bucket in {region}, or set the region to {located} (Settings → AWS SageMaker → AWS "
+                "region)."
             )
     return out
 
@@ -446,7 +447,7 @@ def _role_checks(
             found.problems.append(
                 f"The execution role {role} does not exist: create a role SageMaker may assume "
                 "(IAM → Roles → Create role → AWS service → SageMaker) and paste its ARN in "
-                "Settings → AWS SageMaker → Execution role ARN."
+                "Settings → AWS SageMaker → SageMaker execution role ARN."
             )
             return found
         found.notes.append(
@@ -457,7 +458,8 @@ def _role_checks(
         if str(described.get("Arn") or role) != role:
             found.problems.append(
                 f"The execution role's ARN is {described['Arn']}, not {role}: paste it as IAM "
-                "shows it (with its path) in Settings → AWS SageMaker → Execution role ARN."
+                "shows it (with its path) in Settings → AWS SageMaker → SageMaker execution "
+                "role ARN."
             )
             return found
         if not trusts_sagemaker(described.get("AssumeRolePolicyDocument")):

@@ -117,7 +117,7 @@ def assess(
             found.problems.append(
                 f"The staging bucket {where} does not exist: create it in the jobs' region "
                 f"(`gcloud storage buckets create {where} --project={settings.get('project')} "
-                f"--location={settings.get('region')}`) or fix bucket in Settings → Vertex AI."
+                f"--location={settings.get('region')}`) or fix Settings → Vertex AI → Staging bucket."
             )
         elif kind == "DefaultCredentialsError":
             found.problems.append(
@@ -195,7 +195,7 @@ def _reader(
             return found
         client = None
     reader = custom or AGENT.format(number=number)
-    label = "The service account Settings names" if custom else AGENT_LABEL
+    label = "The service account the service_account setting names" if custom else AGENT_LABEL
     who = label[0].lower() + label[1:]
     if not custom and bucket_project and bucket_project == number:
         return found  # the agent's role on its project reads the project's buckets
