@@ -11,7 +11,14 @@ from core.analysis.views import format_duration
 from core.backends.base import BACKENDS, get_backend
 from core.backends.platforms import early_stopping_note, instance_key, load_settings
 from core.errors import BackendNotReady, CloudTuneError, SpecError
-from core.runs import forecast_for, needs_timing, readiness, start_run, time_this_machine
+from core.runs import (
+    CLOUD_CHECK_S,
+    assess,
+    forecast_for,
+    needs_timing,
+    start_run,
+    time_this_machine,
+)
 from core.spec import (
     DATASET_NAMES,
     EARLY_STOPPING,
@@ -279,7 +286,8 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
             )
         with friendly(f"Checking {labels[name]}"):
             backend = get_backend(name, store)
-            missing = readiness(backend, spec, settings)
+            found = assess(backend, spec, settings, max_age_s=CLOUD_CHECK_S)
+            missing = found.problems
             if missing:
                 st.warning(
                     "Not ready:\n" + "\n".join(f"- {m}" for m in missing), icon=":material/warning:"
@@ -290,6 +298,8 @@ for col, name in zip(cols if chosen else [], chosen or [], strict=False):
             else:
                 st.success("Ready", icon=":material/check_circle:")
                 ready[name] = settings
+            for unchecked in found.notes:  # what the cloud would not let CloudTune check
+                st.caption(unchecked)
             if spec is not None:
                 forecast = forecast_for(backend, spec, settings)
                 st.metric(

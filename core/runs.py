@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -9,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from core.backends.base import BACKENDS, Backend, Forecast, PollResult, get_backend
+from core.backends.cloud import Assessment, CloudBackendBase
 from core.backends.local.backend import LocalBackend
 from core.costs.forecasting import cached_calibration
 from core.costs.pricing import forecast_error
@@ -84,10 +86,55 @@ def readiness(backend: Backend, spec: StudySpec | None, settings: Mapping[str, A
     The backend's own check, and for a local run its dataset on this machine: a run on a
     dataset that is not here is refused before it starts, with the way to get it.
     """
-    problems = list(backend.check(settings))
+    return assess(backend, spec, settings).problems
+
+
+CLOUD_CHECK_S = 60.0
+"""How long the Launch page reuses a cloud's readiness answer. A cloud's check asks its APIs
+(permissions, bucket, image, compute: a dozen calls, a second or two) and the page re-renders
+on every widget change; a launch always checks afresh."""
+
+_assessed: dict[tuple[str, str, str], tuple[float, Assessment]] = {}
+_assess_lock = threading.Lock()
+
+
+def assess(
+    backend: Backend,
+    spec: StudySpec | None,
+    settings: Mapping[str, Any],
+    *,
+    max_age_s: float = 0.0,
+) -> Assessment:
+    """Return what stops ``spec`` from running on ``backend`` and what could not be checked.
+
+    Problems refuse a launch (:func:`readiness` returns them); notes say what a cloud's check
+    could not look at (no permission to ask, the service unreachable) and never refuse.
+
+    Args:
+        backend: the backend.
+        spec: the study (a local run's dataset is looked for), or None.
+        settings: the backend's settings.
+        max_age_s: reuse a cloud's answer for the same settings at most this old (0: ask).
+    """
+    if isinstance(backend, CloudBackendBase):
+        key = (str(getattr(backend.store, "url", "")), backend.name, _settings_key(settings))
+        now = time.monotonic()
+        with _assess_lock:
+            hit = _assessed.get(key)
+        if max_age_s > 0 and hit is not None and now - hit[0] < max_age_s:
+            return Assessment(list(hit[1].problems), list(hit[1].notes))
+        found = backend.assess(settings)
+        with _assess_lock:
+            _assessed[key] = (now, found)
+        return Assessment(list(found.problems), list(found.notes))
+    found = Assessment(list(backend.check(settings)))
     if spec is not None and isinstance(backend, LocalBackend):
-        problems.extend(backend.dataset_problems(spec))
-    return problems
+        found.problems.extend(backend.dataset_problems(spec))
+    return found
+
+
+def _settings_key(settings: Mapping[str, Any]) -> str:
+    return json.dumps({str(k): v for k, v in settings.items()}, sort_keys=True, default=str)
 
 
 CLOUD_POLL_S = 10.0

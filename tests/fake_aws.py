@@ -10,6 +10,20 @@ makes a new tuning job start "InProgress" (moto marks it Completed at once). A t
 training jobs are real moto training jobs that :meth:`FakeAWS.add_trials` creates, as
 SageMaker would.
 
+For the readiness check it adds IAM ``SimulatePrincipalPolicy`` (moto 5.2.5 has none): the
+principal's inline and attached policies, its groups' and its permissions boundary are
+evaluated here (:func:`evaluate`: Allow/Deny, Action/NotAction, Resource/NotResource, the
+String*/Arn* conditions on the context the request gives; any other condition, or a key the
+context lacks, leaves the statement out and lists the key as missing, as IAM does). It does
+not know service control policies or session policies, which the real simulation applies.
+ECR ``DescribeImages`` is wrapped so that another account's registry (AWS's Deep Learning
+Containers live in 763104351884) answers by its repository policy, as ECR does across
+accounts; whether AWS's own DLC repositories grant DescribeImages to everyone is not
+documented, so a test says so with :meth:`FakeAWS.publish_image`. A caller that is an IAM user
+or an assumed role of the fake (not moto's default "testing" keys) needs
+iam:SimulatePrincipalPolicy and ecr:DescribeImages in its own policies for these two calls,
+and is refused with AWS's AccessDenied otherwise.
+
 Example:
     >>> with fake_aws() as aws:
     ...     aws.create_bucket("b")
@@ -109,6 +123,91 @@ class FakeAWS:
     def create_bucket(self, name: str = BUCKET) -> None:
         """Create an S3 bucket in the fake."""
         self.client("s3").create_bucket(Bucket=name)
+
+    # -- identities and images for the readiness check (through the real IAM/ECR APIs)
+    def create_execution_role(
+        self,
+        name: str = ROLE_ARN.rsplit("/", 1)[-1],
+        *,
+        policy: Mapping[str, Any] | None = None,
+        trusted: str = "sagemaker.amazonaws.com",
+        path: str = "/",
+    ) -> str:
+        """Create an execution role (trusting ``trusted``) with ``policy`` inline; return its ARN.
+
+        The default policy lets it read and write the test bucket, as a SageMaker role must.
+        """
+        iam = self.client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": trusted}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        role = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))
+        document = policy if policy is not None else bucket_policy_for(BUCKET)
+        iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=json.dumps(document))
+        return str(role["Role"]["Arn"])
+
+    def create_user(self, name: str, policy: Mapping[str, Any]) -> dict[str, str]:
+        """Create an IAM user with ``policy`` inline; return boto3 Session keyword arguments
+        with its access key (so GetCallerIdentity answers with this user)."""
+        iam = self.client("iam")
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="access", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {
+            "aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"],
+        }
+
+    def assume(self, role_arn: str, session: str = "dev") -> dict[str, str]:
+        """Assume ``role_arn``; return boto3 Session keyword arguments with the session's keys
+        (GetCallerIdentity then answers arn:aws:sts::<account>:assumed-role/<name>/<session>)."""
+        creds = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session)
+        c = creds["Credentials"]
+        return {
+            "aws_access_key_id": c["AccessKeyId"],
+            "aws_secret_access_key": c["SecretAccessKey"],
+            "aws_session_token": c["SessionToken"],
+        }
+
+    def publish_image(self, uri: str, *, describable: bool = True) -> None:
+        """Put an image with ``uri``'s tag into its registry (another account's, for a DLC).
+
+        Args:
+            uri: ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``.
+            describable: for another account's registry, a repository policy lets every
+                principal call ecr:DescribeImages (False: pulls only, so DescribeImages from
+                this account is refused, as ECR refuses it without such a policy).
+        """
+        from moto.ecr.models import ecr_backends
+
+        host, _, rest = uri.partition("/")
+        registry, region = host.split(".")[0], host.split(".")[3]
+        repository, _, tag = rest.partition(":")
+        backend = ecr_backends[registry][region]
+        if repository not in backend.repositories:
+            backend.create_repository(repository, registry, {}, {}, "MUTABLE", [])
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": "sha256:" + hashlib.sha256(uri.encode()).hexdigest()},
+            "layers": [],
+        }
+        backend.put_image(repository, json.dumps(manifest), tag)
+        actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+        if describable:
+            actions.append("ecr:DescribeImages")
+        if registry != ACCOUNT:
+            backend.repositories[repository].policy = json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": actions}
+                    ],
+                }
+            )
 
     def objects(self, bucket: str = BUCKET, prefix: str = "") -> list[str]:
         """Return the object keys under ``prefix``."""
@@ -477,7 +576,268 @@ def _create_tuning_job(self: Any) -> Any:
     return result
 
 
+# -- IAM policy simulation and ECR across accounts (for the readiness check)
+
+
+def bucket_policy_for(bucket: str, prefix: str = "cloudtune") -> dict[str, Any]:
+    """An identity policy that reads and writes ``bucket``'s prefix and lists the bucket."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+            },
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+        ],
+    }
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _like(pattern: str, value: str, *, fold: bool = False) -> bool:
+    """IAM's wildcard match: ``*`` any run of characters, ``?`` one (actions ignore case)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE if fold else 0) is not None
+
+
+_CONDITIONS = {
+    "stringequals": lambda want, have: have == want,
+    "stringnotequals": lambda want, have: have != want,
+    "stringequalsignorecase": lambda want, have: have.lower() == want.lower(),
+    "stringlike": lambda want, have: _like(want, have),
+    "arnequals": lambda want, have: have == want,
+    "arnlike": lambda want, have: _like(want, have),
+}
+
+
+def _condition_holds(
+    condition: Mapping[str, Any], context: Mapping[str, list[str]], missing: set[str]
+) -> bool:
+    """Whether a statement's Condition holds for ``context`` (keys lower-cased).
+
+    A key the context lacks, or an operator not faked here, makes it not hold and (for a
+    key) is recorded in ``missing``, as IAM lists MissingContextValues.
+    """
+    holds = True
+    for operator, tests in condition.items():
+        test = _CONDITIONS.get(str(operator).lower())
+        for key, wanted in (tests or {}).items():
+            have = context.get(str(key).lower())
+            if have is None or test is None:
+                if have is None:
+                    missing.add(str(key))
+                holds = False
+                continue
+            if not any(test(str(w), h) for w in _listed(wanted) for h in have):
+                holds = False
+    return holds
+
+
+def evaluate(
+    documents: list[Any], action: str, resource: str, context: Mapping[str, list[str]]
+) -> tuple[str, set[str]]:
+    """Evaluate identity policies for one action on one resource, as IAM's simulator does.
+
+    Returns:
+        ("allowed" | "explicitDeny" | "implicitDeny", the context keys conditions lacked).
+    """
+    allowed, missing = False, set()
+    for document in documents:
+        doc = json.loads(document) if isinstance(document, str) else document
+        for st in _listed(doc.get("Statement")):
+            if "NotAction" in st:
+                hit = not any(_like(a, action, fold=True) for a in _listed(st["NotAction"]))
+            else:
+                hit = any(_like(a, action, fold=True) for a in _listed(st.get("Action")))
+            if "NotResource" in st:
+                hit = hit and not any(_like(r, resource) for r in _listed(st["NotResource"]))
+            else:
+                hit = hit and any(_like(r, resource) for r in _listed(st.get("Resource")))
+            if not hit or not _condition_holds(st.get("Condition") or {}, context, missing):
+                continue
+            if st.get("Effect") == "Deny":
+                return "explicitDeny", missing
+            allowed = allowed or st.get("Effect") == "Allow"
+    return ("allowed" if allowed else "implicitDeny"), missing
+
+
+def _managed(policy: Any) -> str:
+    return next(v.document for v in policy.versions if v.is_default)
+
+
+def _documents(entity: Any, iam: Any) -> tuple[list[Any], list[Any]]:
+    """An IAM user's, role's or group's policies (a user's groups' too) and its boundary."""
+    found = [*entity.policies.values(), *(_managed(p) for p in entity.managed_policies.values())]
+    if type(entity).__name__ == "User":
+        for group in iam.get_groups_for_user(entity.name):
+            found += [*group.policies.values()]
+            found += [_managed(p) for p in group.managed_policies.values()]
+    boundary_arn = getattr(entity, "permissions_boundary_arn", None)
+    boundary = [_managed(iam.get_policy(boundary_arn))] if boundary_arn else []
+    return found, boundary
+
+
+def _decide(
+    policies: tuple[list[Any], list[Any]],
+    action: str,
+    resource: str,
+    context: Mapping[str, list[str]],
+) -> tuple[str, set[str]]:
+    documents, boundary = policies
+    decision, missing = evaluate(documents, action, resource, context)
+    if boundary and decision == "allowed":
+        decision, more = evaluate(boundary, action, resource, context)
+        missing |= more
+    return decision, missing
+
+
+def _entity(iam: Any, arn: str) -> Any:
+    """The user, role or group an ARN names (NoSuchEntity, as IAM, when there is none)."""
+    from moto.iam.exceptions import NotFoundException
+
+    match = re.fullmatch(r"arn:aws:iam::(\d{12}):(user|role|group)/(?:.*/)?([^/]+)", arn)
+    getter = {"user": iam.get_user, "role": iam.get_role, "group": iam.get_group}
+    try:
+        if match is None or match.group(1) != ACCOUNT:
+            raise NotFoundException(f"The entity {arn} cannot be found.")
+        entity = getter[match.group(2)](match.group(3))
+    except NotFoundException:
+        kind = match.group(2) if match else "entity"
+        raise NotFoundException(
+            f"The {kind} with name {arn.rsplit('/', 1)[-1]} cannot be found."
+        ) from None
+    if entity.arn != arn:
+        raise NotFoundException(f"The {match.group(2)} {arn} cannot be found.")
+    return entity
+
+
+def _caller(response: Any) -> tuple[str, tuple[list[Any], list[Any]] | None]:
+    """The caller's ARN, and its policies when it is an IAM user or assumed role of the fake
+    (None for moto's default credentials, which moto lets do anything)."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    key = response.get_access_key()
+    iam = iam_backends[ACCOUNT]["aws"]
+    sts = sts_backends[ACCOUNT]["aws"]
+    assumed = sts.get_assumed_role_from_access_key(key)
+    if assumed is not None:
+        return assumed.arn, _documents(iam.get_role(assumed.role_arn.split("/")[-1]), iam)
+    user = iam.get_user_from_access_key_id(key)
+    if user is not None:
+        return user.arn, _documents(user, iam)
+    return sts.get_caller_identity(key, REGION)[1], None
+
+
+def _simulate_principal_policy(self: Any) -> Any:
+    """IAM SimulatePrincipalPolicy: one result per action, one per resource under it."""
+    from moto.core.exceptions import AccessDeniedError
+    from moto.core.responses import ActionResult
+    from moto.iam.models import iam_backends
+
+    source = str(self._get_param("PolicySourceArn"))
+    caller, own = _caller(self)
+    if own is not None and _decide(own, "iam:SimulatePrincipalPolicy", source, {})[0] != "allowed":
+        raise AccessDeniedError(caller, f"iam:SimulatePrincipalPolicy on resource: {source}")
+    iam = iam_backends[ACCOUNT]["aws"]
+    policies = _documents(_entity(iam, source), iam)
+    context = {
+        str(e["ContextKeyName"]).lower(): [str(v) for v in e.get("ContextKeyValues") or []]
+        for e in self._get_param("ContextEntries") or []
+    }
+    resources = self._get_param("ResourceArns") or ["*"]
+    results = []
+    for action in self._get_param("ActionNames") or []:
+        each = []
+        for resource in resources:
+            decision, missing = _decide(policies, action, resource, context)
+            each.append(
+                {
+                    "EvalResourceName": resource,
+                    "EvalResourceDecision": decision,
+                    "MatchedStatements": [],
+                    "MissingContextValues": sorted(missing),
+                }
+            )
+        decisions = {e["EvalResourceDecision"] for e in each}
+        overall = (
+            "explicitDeny"
+            if "explicitDeny" in decisions
+            else "allowed"
+            if decisions == {"allowed"}
+            else "implicitDeny"
+        )
+        results.append(
+            {
+                "EvalActionName": action,
+                "EvalResourceName": "*",
+                "EvalDecision": overall,
+                "MatchedStatements": [],
+                "MissingContextValues": sorted(
+                    {k for e in each for k in e["MissingContextValues"]}
+                ),
+                "ResourceSpecificResults": each,
+            }
+        )
+    return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+
+def _principal_matches(principal: Any, caller: str) -> bool:
+    """Whether a resource policy's Principal names ``caller`` (``*``, its account or its ARN)."""
+    if principal == "*":
+        return True
+    account = caller.split(":")[4]
+    named = _listed((principal or {}).get("AWS") if isinstance(principal, dict) else None)
+    return any(p in ("*", caller, account, f"arn:aws:iam::{account}:root") for p in named)
+
+
+def _describe_images(self: Any) -> Any:
+    """ECR DescribeImages; another account's registry answers by its repository policy."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import ActionResult
+    from moto.ecr.models import ecr_backends
+    from moto.ecr.responses import ECRResponse
+
+    registry = str(self._get_param("registryId") or self.current_account)
+    repository = str(self._get_param("repositoryName"))
+    resource = f"arn:aws:ecr:{self.region}:{registry}:repository/{repository}"
+    caller, own = _caller(self)
+    refusal = (
+        f"User: {caller} is not authorized to perform: ecr:DescribeImages on resource: {resource}"
+    )
+    if own is not None and _decide(own, "ecr:DescribeImages", resource, {})[0] != "allowed":
+        raise JsonRESTError(
+            "AccessDeniedException",
+            f"{refusal} because no identity-based policy allows the ecr:DescribeImages action",
+        )
+    if registry == self.current_account:
+        return ECRResponse._cloudtune_describe_images(self)  # type: ignore[attr-defined]
+    backend = ecr_backends[registry][self.region]
+    repo = backend.repositories.get(repository)
+    policy = json.loads(repo.policy) if repo is not None and repo.policy else {}
+    if not any(
+        st.get("Effect") == "Allow"
+        and _principal_matches(st.get("Principal"), caller)
+        and any(_like(a, "ecr:DescribeImages", fold=True) for a in _listed(st.get("Action")))
+        for st in _listed(policy.get("Statement"))
+    ):
+        raise JsonRESTError(
+            "AccessDeniedException",
+            f"{refusal} because no resource-based policy allows the ecr:DescribeImages action",
+        )
+    images = backend.describe_images(repository, registry, self._get_param("imageIds"))
+    return ActionResult({"imageDetails": list(images)})
+
+
 def _install() -> None:
+    from moto.ecr.responses import ECRResponse
+    from moto.iam.responses import IamResponse
     from moto.sagemaker.responses import SageMakerResponse
 
     if not hasattr(SageMakerResponse, "_cloudtune_create"):
@@ -485,9 +845,15 @@ def _install() -> None:
         SageMakerResponse.create_hyper_parameter_tuning_job = _create_tuning_job  # type: ignore[method-assign]
     SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job = _list_for_tuning_job  # type: ignore[attr-defined]
     SageMakerResponse.stop_hyper_parameter_tuning_job = _stop_tuning_job  # type: ignore[attr-defined]
+    IamResponse.simulate_principal_policy = _simulate_principal_policy  # type: ignore[attr-defined]
+    if not hasattr(ECRResponse, "_cloudtune_describe_images"):
+        ECRResponse._cloudtune_describe_images = ECRResponse.describe_images  # type: ignore[attr-defined]
+        ECRResponse.describe_images = _describe_images  # type: ignore[method-assign]
 
 
 def _uninstall() -> None:
+    from moto.ecr.responses import ECRResponse
+    from moto.iam.responses import IamResponse
     from moto.sagemaker.responses import SageMakerResponse
 
     original = getattr(SageMakerResponse, "_cloudtune_create", None)
@@ -500,6 +866,12 @@ def _uninstall() -> None:
     ):
         if extra in vars(SageMakerResponse):
             delattr(SageMakerResponse, extra)
+    if "simulate_principal_policy" in vars(IamResponse):
+        delattr(IamResponse, "simulate_principal_policy")
+    describe = getattr(ECRResponse, "_cloudtune_describe_images", None)
+    if describe is not None:
+        ECRResponse.describe_images = describe  # type: ignore[method-assign]
+        del ECRResponse._cloudtune_describe_images  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -155,6 +155,9 @@ class FakeAzureML(LoopbackFake):
         """"<sweep>_<n>" -> what the trainer reported for trial n (configuration, lines)."""
         self.computes: dict[str, str] = dict(COMPUTES)
         """Compute cluster name -> VM size, as the workspace reports it."""
+        self.denied: set[str] = set()
+        """ARM actions the caller lacks (e.g. .../workspaces/computes/read): answered 403
+        AuthorizationFailed, as Azure Resource Manager does."""
         self.calls: list[tuple[str, str]] = []
         self.cancels: list[str] = []
         self.authorizations: list[str] = []
@@ -456,6 +459,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _compute(self, name: str, path: str) -> None:
         """GET a compute: the ARM body of an AmlCompute cluster, with its VM size."""
+        action = "Microsoft.MachineLearningServices/workspaces/computes/read"
+        if action in self.owner.denied:
+            message = (
+                "The client 'cloudtune@example.com' with object id "
+                "'00000000-0000-0000-0000-0000000000aa' does not have authorization to perform "
+                f"action '{action}' over scope '{path}' or the scope is invalid. If access was "
+                "recently granted, please refresh your credentials."
+            )
+            self._send(403, {"error": {"code": "AuthorizationFailed", "message": message}})
+            return
         size = self.owner.computes.get(name)
         if size is None:
             self._not_found(f"Compute {name}")

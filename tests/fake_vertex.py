@@ -6,7 +6,17 @@ google-cloud-aiplatform REST transport and google-cloud-storage run end to end:
 * ``POST /v1/projects/P/locations/L/hyperparameterTuningJobs`` (create; the REST transport
   sends enums as integers), ``GET /v1/<job name>`` and ``POST /v1/<job name>:cancel``;
 * ``POST /upload/storage/v1/b/B/o?uploadType=multipart`` and ``GET /storage/v1/b/B/o/NAME``
-  (``alt=media`` for the bytes; ``/download/...`` too).
+  (``alt=media`` for the bytes; ``/download/...`` too), into buckets that exist;
+* for the readiness check, ``GET /storage/v1/b/B`` (the bucket, with its projectNumber),
+  ``GET /storage/v1/b/B/iam`` (its IAM policy), ``GET /storage/v1/b/B/iam/testPermissions``,
+  and Resource Manager's ``GET /v3/projects/P`` and ``POST /v3/projects/P:getIamPolicy``.
+
+Buckets and projects are what :meth:`FakeVertex.create_bucket` and
+:meth:`FakeVertex.add_project` made; :attr:`FakeVertex.refused` lists permissions the caller
+lacks (those calls answer 403, as the services do; Resource Manager also answers 403 for a
+project that does not exist) and :attr:`FakeVertex.caller_permissions` what testIamPermissions
+grants. The fake does not know folder or organization grants, deny policies or what a custom
+role contains.
 
 Tests drive the jobs with :meth:`FakeVertex.finish`, :meth:`FakeVertex.set_state` and
 :meth:`FakeVertex.add_trial`, and read :attr:`FakeVertex.calls` and :attr:`FakeVertex.objects`.
@@ -52,6 +62,11 @@ _JOB = re.compile(
 )
 _UPLOAD = re.compile(r"^/upload/storage/v1/b/([^/]+)/o$")
 _BUCKET = re.compile(r"^/storage/v1/b/([^/]+)$")
+_BUCKET_IAM = re.compile(r"^/storage/v1/b/([^/]+)/iam(/testPermissions)?$")
+_PROJECT = re.compile(r"^/v3/projects/([^/:]+)$")
+_PROJECT_IAM = re.compile(r"^/v3/projects/([^/:]+):getIamPolicy$")
+PROJECT_NUMBER = "424242424242"
+"""The test project's number (the harness's project, cloudtune-test)."""
 _OBJECT = re.compile(r"^/(?:download/)?storage/v1/b/([^/]+)/o/(.+)$")
 
 
@@ -87,6 +102,79 @@ class FakeVertex(LoopbackFake):
         """"<job name>/<trial id>" -> what the trainer reported (its configuration, lines)."""
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
+        self.buckets: dict[str, dict[str, Any]] = {}
+        """Bucket name -> its resource and IAM bindings ("bindings")."""
+        self.projects: dict[str, dict[str, Any]] = {}
+        """Project id -> {"number": ..., "bindings": [...]}."""
+        self.refused: set[str] = set()
+        """Permissions the caller lacks: storage.buckets.get, storage.buckets.getIamPolicy,
+        resourcemanager.projects.get, resourcemanager.projects.getIamPolicy."""
+        self.caller_permissions: set[str] | None = None
+        """What testIamPermissions says the caller holds on every bucket (None: all asked)."""
+
+    # -- buckets and projects for the readiness check
+    def add_project(
+        self, project: str, number: str, bindings: list[dict[str, Any]] | None = None
+    ) -> None:
+        """A project with ``number``; its IAM policy has the Custom Code Service Agent's role
+        (Vertex AI grants it when it creates the agent) and ``bindings``."""
+        agent = f"service-{number}@gcp-sa-aiplatform-cc.iam.gserviceaccount.com"
+        self.projects[project] = {
+            "number": number,
+            "bindings": [
+                {
+                    "role": "roles/aiplatform.customCodeServiceAgent",
+                    "members": [f"serviceAccount:{agent}"],
+                },
+                *(bindings or []),
+            ],
+        }
+
+    def create_bucket(
+        self,
+        name: str,
+        project: str = "cloudtune-test",
+        *,
+        bindings: list[dict[str, Any]] | None = None,
+        location: str = "US-CENTRAL1",
+    ) -> None:
+        """A bucket of ``project`` (added with a made-up number if unknown), with the default
+        bindings a new uniform-access bucket gets and ``bindings``."""
+        if project not in self.projects:
+            self.add_project(project, str(100000000000 + len(self.projects)))
+        self.buckets[name] = {
+            "resource": {
+                "kind": "storage#bucket",
+                "id": name,
+                "name": name,
+                "projectNumber": self.projects[project]["number"],
+                "metageneration": "1",
+                "location": location,
+                "locationType": "region",
+                "storageClass": "STANDARD",
+                "etag": "CAE=",
+                "timeCreated": _stamp(self.base_time),
+                "updated": _stamp(self.base_time),
+                "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}},
+            },
+            "bindings": [
+                {
+                    "role": "roles/storage.legacyBucketOwner",
+                    "members": [f"projectEditor:{project}", f"projectOwner:{project}"],
+                },
+                {
+                    "role": "roles/storage.legacyBucketReader",
+                    "members": [f"projectViewer:{project}"],
+                },
+                *(bindings or []),
+            ],
+        }
+
+    def _project(self, key: str) -> dict[str, Any] | None:
+        """A project by id or number."""
+        if key in self.projects:
+            return self.projects[key]
+        return next((p for p in self.projects.values() if p["number"] == key), None)
 
     # -- controls for tests
     def job(self, name: str) -> dict[str, Any]:
@@ -260,6 +348,56 @@ class FakeVertex(LoopbackFake):
             self._cancelling[name] = self.cancelling_reads
             return 200, {}
 
+    def bucket_call(
+        self, bucket: str, iam: str | None, query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
+        """GET a bucket (``iam`` None), its IAM policy ("/iam") or "/testPermissions"."""
+        known = self.buckets.get(bucket)
+        if iam == "/testPermissions":
+            if known is None:
+                return 404, _gcs_error(404, "notFound", "The specified bucket does not exist.")
+            asked = query.get("permissions", [])
+            held = [
+                p for p in asked if self.caller_permissions is None or p in self.caller_permissions
+            ]
+            body: dict[str, Any] = {"kind": "storage#testIamPermissionsResponse"}
+            return 200, {**body, "permissions": held} if held else body
+        permission = "storage.buckets.getIamPolicy" if iam else "storage.buckets.get"
+        if permission in self.refused:
+            return 403, _gcs_error(
+                403,
+                "forbidden",
+                f"caller does not have {permission} access to the Google Cloud Storage bucket. "
+                f"Permission '{permission}' denied on resource (or it may not exist).",
+            )
+        if known is None:
+            return 404, _gcs_error(404, "notFound", "The specified bucket does not exist.")
+        if not iam:
+            return 200, known["resource"]
+        return 200, {
+            "kind": "storage#policy",
+            "resourceId": f"projects/_/buckets/{bucket}",
+            "version": 1,
+            "etag": "CAE=",
+            "bindings": known["bindings"],
+        }
+
+    def project_call(self, key: str, iam: bool) -> tuple[int, Any]:
+        """Resource Manager v3 projects.get or getIamPolicy (403 for an unknown project too)."""
+        permission = f"resourcemanager.projects.{'getIamPolicy' if iam else 'get'}"
+        project = self._project(key)
+        if project is None or permission in self.refused:
+            return 403, _error(403, "PERMISSION_DENIED", "The caller does not have permission")
+        if iam:
+            return 200, {"version": 1, "etag": "BwXhqDgJ5Gg=", "bindings": project["bindings"]}
+        project_id = next(k for k, v in self.projects.items() if v is project)
+        return 200, {
+            "name": f"projects/{project['number']}",
+            "projectId": project_id,
+            "state": "ACTIVE",
+            "displayName": project_id,
+        }
+
     def put_object(self, bucket: str, name: str, data: bytes) -> dict[str, Any]:
         with self._lock:
             self.objects[(bucket, name)] = data
@@ -336,6 +474,12 @@ def _error(code: int, status: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status}}
 
 
+def _gcs_error(code: int, reason: str, message: str) -> dict[str, Any]:
+    """Cloud Storage's JSON API error body."""
+    errors = [{"message": message, "domain": "global", "reason": reason}]
+    return {"error": {"code": code, "message": message, "errors": errors}}
+
+
 def _object_resource(bucket: str, name: str, data: bytes) -> dict[str, Any]:
     import base64
 
@@ -392,10 +536,15 @@ class _Handler(BaseHTTPRequestHandler):
             code, body = self.owner.get_job(m.group(1))
             self._send(code, _as_wire(body, integers) if code == 200 else body)
             return
-        m = _BUCKET.match(path)
+        m = _BUCKET.match(path) or _BUCKET_IAM.match(path)
         if m:
-            bucket = m.group(1)
-            self._send(200, {"kind": "storage#bucket", "id": bucket, "name": bucket})
+            iam = None if m.re is _BUCKET else (m.group(2) or "/iam")
+            code, body = self.owner.bucket_call(m.group(1), iam, query)
+            self._send(code, body)
+            return
+        m = _PROJECT.match(path)
+        if m:
+            self._send(*self.owner.project_call(m.group(1), iam=False))
             return
         m = _OBJECT.match(url.path)
         if m:
@@ -427,9 +576,17 @@ class _Handler(BaseHTTPRequestHandler):
             code, body = self.owner.cancel_job(m.group(1))
             self._send(code, body)
             return
+        m = _PROJECT_IAM.match(path)
+        if m:
+            self._send(*self.owner.project_call(m.group(1), iam=True))
+            return
         m = _UPLOAD.match(url.path)
         if m:
-            self._upload(unquote(m.group(1)), query, raw)
+            bucket = unquote(m.group(1))
+            if bucket not in self.owner.buckets:
+                self._send(404, _gcs_error(404, "notFound", "The specified bucket does not exist."))
+                return
+            self._upload(bucket, query, raw)
             return
         self._send(404, _error(404, "NOT_FOUND", f"No route for POST {path}"))
 

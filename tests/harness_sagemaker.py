@@ -60,7 +60,7 @@ class Harness(BackendHarness):
 
 @contextmanager
 def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
-    """Start the fake, create the bucket and yield a ready SageMaker backend.
+    """Start the fake, create the bucket and the execution role, yield a ready backend.
 
     Args:
         store: the store the backend writes to.
@@ -70,6 +70,7 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
 
     with fake_aws() as aws:
         aws.create_bucket(BUCKET)
+        aws.create_execution_role()  # trusts SageMaker, reads and writes the bucket
         yield Harness(
             backend=SageMakerBackend(store),
             settings=dict(SETTINGS),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.store import RunRow, Store
-from tests.fake_vertex import FakeVertex
+from tests.fake_vertex import PROJECT_NUMBER, FakeVertex
 from tests.harness import BackendHarness, wired_to_fake
 
 SETTINGS: dict[str, Any] = {
@@ -77,6 +77,8 @@ def harness(store: Store, tmp_path: Path) -> Iterator[Harness]:
     saved_wait = jobs._JOB_WAIT_TIME
     jobs._JOB_WAIT_TIME = 0.05  # the SDK's own waits, should anything block
     fake = FakeVertex().start()
+    fake.add_project(str(SETTINGS["project"]), PROJECT_NUMBER)
+    fake.create_bucket(str(SETTINGS["bucket"]).removeprefix("gs://"), str(SETTINGS["project"]))
     try:
         credentials = AnonymousCredentials()
         aiplatform.init(

@@ -4,7 +4,9 @@ A comparison across platforms is only as fair as this layer is single. SageMaker
 and Azure ML each subclass :class:`CloudBackendBase` and fill in only what is their own
 (KerasTuner's ``BaseTuner.search`` owns the loop the same way):
 
-* ``check(settings)``: the settings and credentials the cloud needs;
+* ``assess(settings)``: the settings and credentials the cloud needs, and what its APIs say
+  about them without spending anything (:class:`Assessment`: problems refuse a launch, notes
+  say what could not be checked); ``check`` returns its problems;
 * ``submit(spec, run, settings)``: upload and create the job, return :class:`Submitted`;
 * ``read_job(run, spec, known)``: describe the job and read its trials back as
   :class:`~core.backends.records.TrialRecord` (:class:`JobReport`);
@@ -67,6 +69,26 @@ ENDED_BY_SERVICE = ("cancelled", "stopped")
 """Service states that end a job we stopped: the run then says why (budget or user)."""
 CANCEL_DETAIL = "cancelled by the user"
 BEFORE_SUBMISSION = "cancelled before submission"
+
+
+@dataclass
+class Assessment:
+    """What a readiness check found.
+
+    Attributes:
+        problems: what stops a launch, a sentence each with the fix ([] when ready).
+        notes: what could not be checked (no permission to look, the service unreachable)
+            or is worth knowing, a sentence each; they never refuse a launch.
+    """
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def extend(self, other: Assessment) -> Assessment:
+        """Add ``other``'s problems and notes to this one's; return self."""
+        self.problems.extend(other.problems)
+        self.notes.extend(other.notes)
+        return self
 
 
 @dataclass
@@ -133,6 +155,10 @@ class CloudBackendBase:
     # ------------------------------------------------------------------ a cloud's own
     def check(self, settings: Mapping[str, Any]) -> list[str]:
         """Return what is missing before a launch can work, a sentence each; [] when ready."""
+        return self.assess(settings).problems
+
+    def assess(self, settings: Mapping[str, Any]) -> Assessment:
+        """Return what stops a launch and what could not be checked (no money spent)."""
         raise NotImplementedError
 
     def submit(self, spec: StudySpec, run: RunRow, settings: dict[str, Any]) -> Submitted:

@@ -19,6 +19,7 @@ import pytest
 from core.backends.azure import request as ar
 from core.backends.azure.backend import AzureBackend, credential_source, restore_type
 from core.backends.base import Forecast
+from core.backends.cloud import Assessment
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, discretise
 from core.spec.design import same_configurations
@@ -319,7 +320,11 @@ def test_credentials_are_found_without_reading_them(
     monkeypatch.setenv("AZURE_CLIENT_ID", "client")
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cr3t-value-xyz")
     backend = AzureBackend(store)
-    assert backend.check(BASE) == []
+    # with credentials found, check() reads the compute from the workspace (tested against the
+    # fake in test_readiness.py); here it would sign in to Microsoft Entra ID for real
+    asked: list[Any] = []
+    monkeypatch.setattr(backend, "compute_check", lambda s: asked.append(s) or Assessment())
+    assert backend.check(BASE) == [] and asked == [BASE]
     said = [backend.credential_found(BASE), *backend.check({}), backend.preview(_spec(), BASE)]
     assert said[0] == "environment variables (service principal)"
     assert not any("s3cr3t" in str(s) for s in said)

@@ -19,7 +19,7 @@ from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import KNOWN_PARAMS, Budget, StudySpec, discretise, parse_spec
 from core.spec.design import same_configurations
 from core.store import Store
-from tests.fake_aws import BUCKET, REGION, ROLE_ARN
+from tests.fake_aws import BUCKET, REGION, ROLE_ARN, bucket_policy_for
 from tests.harness_sagemaker import SETTINGS, Harness, harness
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
@@ -396,6 +396,12 @@ def test_a_users_s3_dataset_is_used_as_given(aws: Harness, store: Store) -> None
     spec = _small()
     rid = _run(store, aws, spec, data_uri="s3://elsewhere/my-digits")
     aws.fake.create_bucket("elsewhere")
+    with pytest.raises(BackendNotReady, match="execution role .* may not s3:GetObject, s3:List"):
+        aws.backend.launch(spec, store.get_run(rid))  # the role cannot read the user's data
+    reads = bucket_policy_for("elsewhere", "my-digits")
+    aws.fake.client("iam").put_role_policy(
+        RoleName=ROLE_ARN.rsplit("/", 1)[-1], PolicyName="data", PolicyDocument=json.dumps(reads)
+    )
     with pytest.raises(BackendError, match="no data at s3://elsewhere/my-digits/"):
         aws.backend.launch(spec, store.get_run(rid))
     aws.fake.client("s3").put_object(Bucket="elsewhere", Key="my-digits/data.npz", Body=b"x")
@@ -742,10 +748,13 @@ def test_epochs_that_reach_the_logs_late_are_read_later(aws: Harness, store: Sto
 def test_a_missing_bucket_is_a_sentence(aws: Harness, store: Store) -> None:
     spec = _small()
     rid = _run(store, aws, spec, bucket="no-such-bucket")
-    with pytest.raises(BackendError, match="bucket exists") as err:
-        aws.backend.launch(spec, store.get_run(rid))
-    assert "NoSuchBucket" in str(err.value)
+    with pytest.raises(BackendNotReady, match="The S3 bucket no-such-bucket does not exist"):
+        aws.backend.launch(spec, store.get_run(rid))  # the readiness check asks S3 first
     assert store.get_run(rid).handle is None
+    run = store.get_run(rid)  # a bucket gone between the check and the upload: still a sentence
+    with pytest.raises(BackendError, match="bucket exists") as err:
+        aws.backend.submit(spec, run, dict(run.settings))  # type: ignore[attr-defined]
+    assert "NoSuchBucket" in str(err.value)
 
 
 def _toolkit_args(hyperparameters: dict[str, str]) -> list[str]:

@@ -345,8 +345,16 @@ def test_credentials_come_from_the_adc_chain_and_are_never_read(
     adc = tmp_path / "gcloud" / "application_default_credentials.json"
     adc.parent.mkdir()
     adc.write_text('{"refresh_token": "SECRET-REFRESH-TOKEN"}', encoding="utf-8")
-    assert backend.check(SETTINGS) == []
     assert "application-default login" in str(backend.credentials_source())
+    # found; check() then has google-auth load them (to ask Cloud Storage about the bucket),
+    # which refuses this file (it has no type): one sentence with the fix, never the secret
+    (unloadable,) = backend.check(SETTINGS)
+    assert unloadable.startswith(
+        f"The Google Cloud credentials from gcloud application-default login ({adc}) could "
+        "not be loaded"
+    )
+    assert "gcloud auth application-default login" in unloadable
+    assert "SECRET" not in unloadable
 
     key = tmp_path / "sa.json"
     key.write_text('{"private_key": "SECRET-PRIVATE-KEY"}', encoding="utf-8")
@@ -531,7 +539,8 @@ def test_launch_refuses_before_uploading(vertex: Harness, store: Store) -> None:
         vertex.backend.launch(spec, store.get_run(_run(store, spec, vertex.settings)))
     with pytest.raises(BackendNotReady, match="bucket"):
         vertex.backend.launch(_spec(), store.get_run(_run(store, _spec(), {"project": "abcdef"})))
-    assert vertex.fake is not None and vertex.fake.calls == []
+    assert vertex.fake is not None  # only the readiness check's reads reached it
+    assert {method for method, _ in vertex.fake.calls} == {"GET"} and not vertex.fake.objects
 
 
 def test_objective_must_be_one_the_trainer_reports(vertex: Harness, store: Store) -> None:

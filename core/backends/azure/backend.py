@@ -44,7 +44,7 @@ from core.backends.azure.request import (
     workspace_args,
 )
 from core.backends.base import CloudBackend, PollResult
-from core.backends.cloud import CloudBackendBase, JobReport, Submitted
+from core.backends.cloud import Assessment, CloudBackendBase, JobReport, Submitted
 from core.backends.platforms import PLATFORMS
 from core.backends.records import FINISHED_TRIAL_STATUSES, EpochRecord, TrialRecord, TrialStatus
 from core.costs.pricing import canonical_instance
@@ -289,6 +289,8 @@ class AzureBackend(CloudBackendBase):
         self._bundle_builder = bundle_builder
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._uris: dict[tuple[str, str, str], str] = {}
+        self._sizes: dict[tuple[str, str, str, str], str] = {}
+        """(subscription, resource group, workspace, compute) -> the VM size the check read."""
 
     # -- settings and clients
     def launch_settings(self, run: RunRow) -> dict[str, Any]:
@@ -301,8 +303,75 @@ class AzureBackend(CloudBackendBase):
         merged.update({k: v for k, v in (run_settings or {}).items() if v not in (None, "")})
         return merged
 
-    def check(self, settings: Mapping[str, Any]) -> list[str]:
-        """Return what is missing before a launch can work, a sentence each; [] when ready."""
+    def assess(self, settings: Mapping[str, Any]) -> Assessment:
+        """Return what stops a launch, and what the workspace would not let CloudTune check.
+
+        The settings and credentials first; when they are complete, the compute target is
+        read from the workspace (:meth:`compute_check`): it must exist, and its VM size is
+        what the trials run on and what prices them.
+        """
+        problems = self._offline_problems(settings)
+        if problems:
+            return Assessment(problems)
+        return self.compute_check(settings)
+
+    def compute_check(self, settings: Mapping[str, Any]) -> Assessment:
+        """Read the compute target: missing is a problem; its VM size, when it is not the
+        instance_type setting or has no price, a note (the trials are priced by that size)."""
+        from core.costs.pricing import canonical_instance, hourly_price
+
+        found = Assessment()
+        compute, workspace = str(settings["compute"]), str(settings["workspace"])
+        try:
+            with azure_errors(f"read the compute {compute}"):
+                size = self.client(settings).compute.get(compute).size
+        except NotFound:
+            found.problems.append(
+                f"The compute {compute} does not exist in workspace {workspace}: create a "
+                "compute cluster of that name (Azure ML studio → Compute → Compute clusters, or "
+                f"`az ml compute create --name {compute} --type AmlCompute --size "
+                f"{settings.get('instance_type') or 'Standard_DS3_v2'} --max-instances 4 "
+                f"--workspace-name {workspace} --resource-group {settings['resource_group']}`) "
+                "or fix Settings → Azure ML → Compute cluster."
+            )
+            return found
+        except BackendNotReady as err:  # the credentials were refused
+            found.problems.append(str(err))
+            return found
+        except BackendError as err:
+            found.notes.append(
+                f"Could not read the compute {compute} of workspace {workspace} ({err}); until "
+                "the launch reads its VM size, the forecast prices Settings → Azure ML → VM "
+                "size of the cluster."
+            )
+            return found
+        if not isinstance(size, str) or not size:
+            found.notes.append(
+                f"The compute {compute} reports no VM size; the trials are priced by Settings → "
+                "Azure ML → VM size of the cluster (or the price_per_hour setting)."
+            )
+            return found
+        vm = canonical_instance(self.name, size)
+        self._sizes[(*_workspace_key(settings), compute)] = vm
+        given = str(settings.get("instance_type") or "")
+        if given and canonical_instance(self.name, given) != vm:
+            found.notes.append(
+                f"The compute {compute} runs {vm}, not {given}: the trials run on {vm} and are "
+                f"priced as it; set it as the VM size (Settings → Azure ML → VM size of the "
+                "cluster) so the forecast prices the same machine."
+            )
+        region = str(settings.get("region") or "") or None
+        if hourly_price(
+            self.name, vm, region=region, store=self.store
+        ) is None and not settings.get("price_per_hour"):
+            found.notes.append(
+                f"CloudTune has no price for {vm}: add one with Override a price on the "
+                "Settings page (or set price_per_hour) to see the runs' cost."
+            )
+        return found
+
+    def _offline_problems(self, settings: Mapping[str, Any]) -> list[str]:
+        """What the settings and the credentials' whereabouts lack."""
         problems = missing_settings(settings)
         sub = str(settings.get("subscription_id") or "").strip()
         if sub and not _GUID.match(sub):
@@ -492,8 +561,8 @@ class AzureBackend(CloudBackendBase):
         setting is used only when the workspace cannot say (e.g. no permission to read it).
         """
         compute = str(settings.get("compute") or "")
-        size = None
-        if compute:
+        size = self._sizes.get((*_workspace_key(settings), compute)) if compute else None
+        if compute and size is None:
             try:
                 with azure_errors(f"read the compute {compute}"):
                     size = client.compute.get(compute).size

@@ -11,6 +11,8 @@ Example:
     >>> backend = SageMakerBackend(store)
     >>> backend.check({"region": "us-east-1"})        # what is still missing
     ['The SageMaker execution role is not set: ...', 'The S3 bucket is not set: ...']
+    >>> backend.assess(settings).notes                 # what AWS would not let it check
+    ['Could not check your own permissions (...): IAM refused to simulate ...']
     >>> handle = backend.launch(spec, store.get_run(run_id))   # returns at once
     >>> backend.poll(store.get_run(run_id)).status
     'running'
@@ -31,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from core.backends import containers
 from core.backends.base import CloudBackend, PollResult
-from core.backends.cloud import CloudBackendBase, JobReport, Submitted
+from core.backends.cloud import Assessment, CloudBackendBase, JobReport, Submitted
 from core.backends.platforms import PLATFORMS
 from core.backends.records import FINISHED_TRIAL_STATUSES, EpochRecord, TrialRecord
+from core.backends.sagemaker import readiness
 from core.backends.sagemaker import request as rq
 from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, parse_spec
@@ -187,8 +190,14 @@ class SageMakerBackend(CloudBackendBase):
         return CREDENTIAL_SOURCES.get(method, method or "the standard chain")
 
     # ------------------------------------------------------------------ check and estimate
-    def check(self, settings: Mapping[str, Any]) -> list[str]:
-        """Return what is missing before a launch can work, a sentence each; [] when ready."""
+    def assess(self, settings: Mapping[str, Any]) -> Assessment:
+        """Return what stops a launch, and what AWS would not let CloudTune check.
+
+        The settings and credentials first; when they are complete, what AWS says without
+        anything being created (core.backends.sagemaker.readiness): the caller's and the
+        execution role's permissions by IAM policy simulation, the role's trust, and the
+        training image in ECR.
+        """
         from botocore.exceptions import ProfileNotFound
 
         problems = rq.settings_problems(settings)
@@ -200,10 +209,30 @@ class SageMakerBackend(CloudBackendBase):
                 f"The AWS profile {settings.get('profile')!r} does not exist: run "
                 "`aws configure --profile <name>` or clear the profile setting.",
             )
-            return problems
+            return Assessment(problems)
         if source is None:
             problems.insert(0, NO_CREDENTIALS)
-        return problems
+        if problems or source is None:
+            return Assessment(problems)
+        return readiness.assess(
+            lambda service, region=None: self._check_client(service, settings, region),
+            settings,
+            source,
+        )
+
+    def _check_client(self, service: str, settings: Mapping[str, Any], region: str | None) -> Any:
+        """A client for the readiness calls: short timeouts and one attempt (it is a check,
+        run each time the Launch page asks)."""
+        from botocore.config import Config
+
+        where = region or str(settings.get("region") or "") or None
+        key = (f"check:{service}", str(where or ""), str(settings.get("profile") or ""))
+        if key not in self._clients:
+            config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 1})
+            self._clients[key] = self._session(settings).client(
+                service, region_name=where, config=config
+            )
+        return self._clients[key]
 
     def instance_count(self, settings: Mapping[str, Any]) -> int:
         """Return the machines per training job (the instance_count setting, default 1)."""

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from core.backends import containers
 from core.backends.base import CloudBackend, PollResult
-from core.backends.cloud import CloudBackendBase, JobReport, Submitted, run_spec
+from core.backends.cloud import Assessment, CloudBackendBase, JobReport, Submitted, run_spec
 from core.backends.platforms import PLATFORMS
+from core.backends.vertex import readiness
 from core.backends.vertex.request import (
     DEFAULT_OBJECTIVE,
     PACKAGE_NAME,
@@ -364,8 +365,30 @@ class VertexBackend(CloudBackendBase):
         """Return where credentials would come from (a place, never a secret), or None."""
         return credential_source(self._credentials)
 
-    def check(self, settings: Mapping[str, Any]) -> list[str]:
-        """Return what is missing before a launch can work, a sentence each; [] when ready."""
+    def assess(self, settings: Mapping[str, Any]) -> Assessment:
+        """Return what stops a launch, and what Google Cloud would not let CloudTune check.
+
+        The SDK, settings, image and credentials first; when they are complete, what Cloud
+        Storage and Resource Manager say (core.backends.vertex.readiness): the staging bucket
+        exists, your account may upload to it, and whoever runs the trials may read it.
+        """
+        problems = self._offline_problems(settings)
+        source = self.credentials_source()
+        if problems or source is None:
+            return Assessment(problems)
+        return readiness.assess(lambda: self._storage(settings), self._projects, settings, source)
+
+    def _projects(self) -> Any:
+        """A Resource Manager client (REST), on the fake's endpoint in tests."""
+        from google.cloud import resourcemanager_v3
+
+        options = {"api_endpoint": self._api_endpoint} if self._api_endpoint else None
+        return resourcemanager_v3.ProjectsClient(
+            credentials=self._credentials, transport="rest", client_options=options
+        )
+
+    def _offline_problems(self, settings: Mapping[str, Any]) -> list[str]:
+        """What the settings, the installation and the credentials' whereabouts lack."""
         problems: list[str] = []
         if importlib.util.find_spec("google.cloud.aiplatform") is None:
             problems.append(
