@@ -138,12 +138,9 @@ class FakeAWS:
         The default policy lets it read and write the test bucket, as a SageMaker role must.
         """
         iam = self.client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": trusted}, "Action": "sts:AssumeRole"}
-            ],
-        }
+        trust = policy_document(
+            {"Effect": "Allow", "Principal": {"Service": trusted}, "Action": "sts:AssumeRole"}
+        )
         role = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))
         document = policy if policy is not None else bucket_policy_for(BUCKET)
         iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=json.dumps(document))
@@ -201,12 +198,7 @@ class FakeAWS:
             actions.append("ecr:DescribeImages")
         if registry != ACCOUNT:
             backend.repositories[repository].policy = json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": actions}
-                    ],
-                }
+                policy_document({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": actions})
             )
 
     def objects(self, bucket: str = BUCKET, prefix: str = "") -> list[str]:
@@ -581,17 +573,19 @@ def _create_tuning_job(self: Any) -> Any:
 
 def bucket_policy_for(bucket: str, prefix: str = "cloudtune") -> dict[str, Any]:
     """An identity policy that reads and writes ``bucket``'s prefix and lists the bucket."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
-            },
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
-        ],
-    }
+    return policy_document(
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+        },
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+    )
+
+
+def policy_document(*statements: dict[str, Any]) -> dict[str, Any]:
+    """An IAM policy document (identity, resource or trust policy) of ``statements``."""
+    return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
 def _listed(value: Any) -> list[Any]:

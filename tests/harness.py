@@ -8,9 +8,13 @@ context manager.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from core.backends.base import Backend
 from core.store import RunRow, Store
@@ -74,3 +78,18 @@ def wired_to_fake(
         fake=fake,  # type: ignore[call-arg]
         backend_kwargs=kwargs,
     )
+
+
+def harness_fixture(make: Callable[[Store, Path], AbstractContextManager[H]], name: str) -> Any:
+    """A pytest fixture, named ``name``, that yields ``make(store, tmp_path)``'s harness.
+
+    Args:
+        make: a ``harness(store, tmp_path)`` context manager of a ``tests/harness_*.py``.
+        name: the fixture's name in the test module (``azure``, ``vertex``...).
+    """
+
+    def fixture(store: Store, tmp_path: Path) -> Iterator[H]:
+        with make(store, tmp_path) as h:
+            yield h
+
+    return pytest.fixture(name=name)(fixture)

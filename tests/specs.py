@@ -56,3 +56,12 @@ def every_type_spec(
 def stored_run(store: Store, backend: str, spec: StudySpec, settings: dict[str, Any]) -> int:
     """A new study of ``spec`` with one queued run on ``backend``; return the run's id."""
     return store.create_run(store.create_study(spec), backend, settings=settings, spec=spec)
+
+
+GRID_SPACE: list[dict[str, object]] = [
+    {"name": "learning_rate", "type": "float", "min": 0.01, "max": 0.05, "step": 0.02},
+    {"name": "batch_size", "type": "choice", "values": [32, 64]},
+    {"name": "optimizer", "type": "choice", "values": ["adam", "rmsprop"]},
+    {"name": "conv_blocks", "type": "int", "min": 1, "max": 2},
+]
+"""A small finite space (3 x 2 x 2 x 2 points) for the grid goldens."""

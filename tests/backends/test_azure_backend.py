@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +24,9 @@ from core.spec import StudySpec, discretise
 from core.spec.design import same_configurations
 from core.store import RUN_STATUSES, Store
 from tests.fake_azure import FAKE_TOKEN
+from tests.harness import harness_fixture
 from tests.harness_azure import SETTINGS, Harness, harness
-from tests.specs import every_type_spec, stored_run
+from tests.specs import GRID_SPACE, every_type_spec, stored_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "azure"
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,12 +61,7 @@ GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "grid_discrete": (
         lambda: _spec(
             strategy="grid",
-            space=[
-                {"name": "learning_rate", "type": "float", "min": 0.01, "max": 0.05, "step": 0.02},
-                {"name": "batch_size", "type": "choice", "values": [32, 64]},
-                {"name": "optimizer", "type": "choice", "values": ["adam", "rmsprop"]},
-                {"name": "conv_blocks", "type": "int", "min": 1, "max": 2},
-            ],
+            space=GRID_SPACE,
         ),
         dict(BASE),
     ),
@@ -95,10 +90,7 @@ GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
-@pytest.fixture()
-def azure(store: Store, tmp_path: Path) -> Iterator[Harness]:
-    with harness(store, tmp_path) as h:
-        yield h
+azure = harness_fixture(harness, "azure")
 
 
 def _run(store: Store, spec: StudySpec, settings: dict[str, Any]) -> int:

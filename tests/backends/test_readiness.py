@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from core.store import Store
-from tests.fake_aws import ACCOUNT, BUCKET, ROLE_ARN, FakeAWS, bucket_policy_for, fake_aws
+from tests.fake_aws import (
+    ACCOUNT,
+    BUCKET,
+    ROLE_ARN,
+    FakeAWS,
+    bucket_policy_for,
+    fake_aws,
+    policy_document,
+)
 from tests.harness_sagemaker import SETTINGS as SM_SETTINGS
 
 # ----------------------------------------------------------------------------- SageMaker
@@ -51,7 +59,7 @@ def caller_policy(*, without: str = "", extra: list[dict[str, Any]] | None = Non
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         st["Action"] = [a for a in actions if a != without]
     kept = [s for s in statements if s["Action"]] + list(extra or [])
-    return {"Version": "2012-10-17", "Statement": kept}
+    return policy_document(*kept)
 
 
 def dlc_image() -> str:
@@ -139,17 +147,14 @@ def test_an_explicit_deny_wins(aws: FakeAWS, store: Store) -> None:
 def test_a_bucket_policy_makes_an_s3_gap_a_note_not_a_refusal(aws: FakeAWS, store: Store) -> None:
     import json
 
-    grant = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/dev"},
-                "Action": "s3:PutObject",
-                "Resource": f"arn:aws:s3:::{BUCKET}/*",
-            }
-        ],
-    }
+    grant = policy_document(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/dev"},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{BUCKET}/*",
+        }
+    )
     aws.client("s3").put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(grant))
     found = _as_user(aws, store, caller_policy(without="s3:PutObject")).assess(SM_SETTINGS)
     assert found.problems == []
@@ -210,16 +215,13 @@ def test_an_assumed_role_is_simulated_as_its_role(aws: FakeAWS, store: Store) ->
     import json
 
     iam = aws.client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
+    trust = policy_document(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    )
     iam.create_role(RoleName="Dev", Path="/team/", AssumeRolePolicyDocument=json.dumps(trust))
     policy = caller_policy(without="iam:PassRole")
     iam.put_role_policy(RoleName="Dev", PolicyName="p", PolicyDocument=json.dumps(policy))

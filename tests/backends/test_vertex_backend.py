@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,9 @@ from core.errors import BackendError, BackendNotReady, NotFound, SpecError
 from core.spec import StudySpec, discretise, parse_spec
 from core.spec.design import same_configurations
 from core.store import RUN_STATUSES, Store
+from tests.harness import harness_fixture
 from tests.harness_vertex import SETTINGS, Harness, harness, stand_in_bundle
-from tests.specs import every_type_spec, stored_run
+from tests.specs import GRID_SPACE, every_type_spec, stored_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "vertex"
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +34,7 @@ def _spec(**over: Any) -> StudySpec:
 def _grid_spec() -> StudySpec:
     return _spec(
         strategy="grid",
-        space=[
-            {"name": "learning_rate", "type": "float", "min": 0.01, "max": 0.05, "step": 0.02},
-            {"name": "batch_size", "type": "choice", "values": [32, 64]},
-            {"name": "optimizer", "type": "choice", "values": ["adam", "rmsprop"]},
-            {"name": "conv_blocks", "type": "int", "min": 1, "max": 2},
-        ],
+        space=GRID_SPACE,
     )
 
 
@@ -75,10 +70,7 @@ GOLDEN_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
-@pytest.fixture()
-def vertex(store: Store, tmp_path: Path) -> Iterator[Harness]:
-    with harness(store, tmp_path) as h:
-        yield h
+vertex = harness_fixture(harness, "vertex")
 
 
 def _run(store: Store, spec: StudySpec, settings: dict[str, Any]) -> int:
