@@ -101,6 +101,12 @@ _SETTINGS: dict[str, list[SettingField]] = {
         SettingField("accelerator_type", "Accelerator", "e.g. NVIDIA_TESLA_T4 (empty: none)"),
         SettingField("accelerator_count", "Accelerator count", "", 0),
         SettingField(
+            "service_account",
+            "Service account for the trials",
+            "The service account the trials run as (an email; empty: the project's Vertex AI "
+            "Custom Code Service Agent). It must be able to read the staging bucket.",
+        ),
+        SettingField(
             "image",
             "Custom training image",
             "The image trials run in (empty: a current prebuilt image, else CloudTune's image at its default Artifact Registry path). CloudTune writes its Dockerfile with the "

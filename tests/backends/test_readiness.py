@@ -417,7 +417,8 @@ def test_vertex_custom_service_account_is_the_reader(vertex: Any) -> None:
     settings = dict(vertex.settings, service_account=account)
     (problem,) = vertex.backend.check(settings)
     assert problem.startswith(
-        f"The service account the service_account setting names ({account}), which runs"
+        "The service account of Settings → Vertex AI → Service account for the trials "
+        f"({account}), which runs"
     )
     grant = {"role": "roles/storage.objectViewer", "members": [f"serviceAccount:{account}"]}
     fake.projects["cloudtune-test"]["bindings"].append(grant)  # on the bucket's project

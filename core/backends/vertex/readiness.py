@@ -195,7 +195,11 @@ def _reader(
             return found
         client = None
     reader = custom or AGENT.format(number=number)
-    label = "The service account the service_account setting names" if custom else AGENT_LABEL
+    label = (
+        "The service account of Settings → Vertex AI → Service account for the trials"
+        if custom
+        else AGENT_LABEL
+    )
     who = label[0].lower() + label[1:]
     if not custom and bucket_project and bucket_project == number:
         return found  # the agent's role on its project reads the project's buckets
