@@ -47,7 +47,7 @@ from core.backends.base import CloudBackend, PollResult
 from core.backends.cloud import Assessment, CloudBackendBase, JobReport, Submitted
 from core.backends.platforms import PLATFORMS
 from core.backends.records import FINISHED_TRIAL_STATUSES, EpochRecord, TrialRecord, TrialStatus
-from core.costs.pricing import canonical_instance
+from core.costs.pricing import canonical_instance, hourly_price
 from core.errors import BackendError, BackendNotReady, CloudTuneError, NotFound
 from core.spec import KNOWN_PARAMS, FixedParam, Param, StudySpec, typed_value
 from core.training.bundle import build_bundle
@@ -318,8 +318,6 @@ class AzureBackend(CloudBackendBase):
     def compute_check(self, settings: Mapping[str, Any]) -> Assessment:
         """Read the compute target: missing is a problem; its VM size, when it is not the
         instance_type setting or has no price, a note (the trials are priced by that size)."""
-        from core.costs.pricing import canonical_instance, hourly_price
-
         found = Assessment()
         compute, workspace = str(settings["compute"]), str(settings["workspace"])
         try:
