@@ -828,3 +828,23 @@ def test_studentized_range_quantile_matches_scipy(k: int, df: float) -> None:
 
     expected = float(studentized_range.ppf(0.95, k, df))
     assert q_quantile(0.95, k, df) == pytest.approx(expected, rel=2e-7)
+
+
+@pytest.mark.parametrize(
+    ("k", "df", "q"),
+    [
+        (2, 2.0, 6.1),
+        (3, 2.3, 30.0),
+        (4, 12.5, 1.2),
+        (6, 57.0, 4.17),
+        (10, 190.3, 5.9),
+        (40, 2000.0, 5.5),
+    ],
+)
+def test_range_cdf_matches_scipy(k: int, df: float, q: float) -> None:
+    """The product-rule cdf behind q_quantile agrees with SciPy's adaptive integral."""
+    from scipy.stats import studentized_range
+
+    from core.analysis.posthoc import range_cdf
+
+    assert range_cdf(q, k, df) == pytest.approx(float(studentized_range.cdf(q, k, df)), abs=2e-12)
