@@ -12,12 +12,14 @@ bayesian and hyperband; epochs for every trial), then, ``--repeats`` times (defa
 3. on Compare, changes "Group by" to groupings not yet computed (a cache miss each), then back
    to one already shown (a hit).
 
-A measurement runs from the click until the browser has received Streamlit's ``script_finished``
-message for the run it started (read from the app's websocket), and then every element is
-current (none marked stale, no running indicator), the page's own heading and key element are
-shown, every chart has drawn and the browser's main thread is idle. The websocket also gives
-each run's split: click to the run's start (``new_session``), the script itself, and the browser
-drawing after it. Figures are medians over the repetitions with their min and max; the JSON
+A measurement runs, on the browser's own clock, from the pointer press until the browser has
+received Streamlit's ``script_finished`` message for the run it started (read from the app's
+websocket), and then every element is current (none marked stale, no running indicator), the
+page's own heading and key element are shown, every chart has drawn and the browser's main
+thread is idle. The websocket also gives each run's split: press to the run's start
+(``new_session``), from there to its last message as the page takes it in (the server's run
+and the page handling the messages as they come), and the drawing after it; DevTools gives the
+page's main-thread time meanwhile (``browser_busy_s``), which tells the browser's share. Figures are medians over the repetitions with their min and max; the JSON
 (``bench/results/pages.json``) also keeps every sample, the machine and the load average.
 
 ``--baseline DIR`` also measures another checkout (say a worktree of the commit before a
@@ -93,15 +95,34 @@ READY_JS = """
 """What still keeps the page from being drawn ('' when nothing does)."""
 IDLE_JS = """
 () => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(
-  () => requestIdleCallback(() => done(true), {timeout: 10000}))))
+  () => requestIdleCallback(() => done(performance.now()), {timeout: 10000}))))
 """
+"""Resolves with the browser's clock once two frames are painted and its main thread is idle."""
+STAMPS_JS = """
+(() => {
+  window.__bench = {pointer: [], frames: []};
+  document.addEventListener('pointerdown', () => window.__bench.pointer.push(performance.now()),
+                            {capture: true});
+  const Real = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const ws = new Real(...args);
+    ws.addEventListener('message', () => window.__bench.frames.push(performance.now()));
+    return ws;
+  };
+  window.WebSocket.prototype = Real.prototype;
+  Object.assign(window.WebSocket, Real);
+})();
+"""
+"""Run before the app's scripts: stamps, on the browser's clock (ms), every pointer press and
+every websocket message as the page receives it, so the timings leave out Playwright's own
+latency (its actionability checks before a click, its event delivery)."""
 
 
 class RunWatcher:
     """Streamlit's websocket messages as they reach the browser: when each chain of script runs
     starts (its first ``new_session``) and finishes (a ``script_finished`` that is not
-    "finished early for a rerun", as ``st.rerun`` and ``st.switch_page`` end a run), in
-    ``time.monotonic()`` seconds."""
+    "finished early for a rerun", as ``st.rerun`` and ``st.switch_page`` end a run), as
+    indices among the socket's messages; :data:`STAMPS_JS` has the browser's time of each."""
 
     def __init__(self) -> None:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -109,8 +130,10 @@ class RunWatcher:
         self._msg = ForwardMsg
         self._early = ForwardMsg.FINISHED_EARLY_FOR_RERUN
         self.lock = threading.Lock()
-        self.runs: list[dict[str, float]] = []
-        """One per chain: ``started`` and, once it has ended, ``finished``."""
+        self.frames = 0
+        self.runs: list[dict[str, int]] = []
+        """One per chain: the index among the socket's messages of its first ``new_session``
+        (``started``) and, once it has ended, of its ``script_finished`` (``finished``)."""
 
     def attach(self, ws: Any) -> None:
         """Listen on one of the page's websockets."""
@@ -122,7 +145,9 @@ class RunWatcher:
             return sum("finished" in r for r in self.runs)
 
     def _frame(self, payload: Any) -> None:
-        now = time.monotonic()
+        with self.lock:
+            now = self.frames
+            self.frames += 1
         if isinstance(payload, str):
             return
         try:
@@ -178,14 +203,15 @@ def wait_rendered(
     page: Any, watch: RunWatcher, runs_before: int, heading: str | None, key: str | None
 ) -> dict[str, float]:
     """Wait for the chain of runs after the first ``runs_before`` to finish and its page to be
-    drawn; return the moments (monotonic s) it started, finished and was drawn."""
+    drawn; return when (browser clock, ms) it started, finished and was drawn, and when it was
+    drawn by ``time.monotonic()`` (to find its profile)."""
     deadline = time.monotonic() + 180
     while watch.done() <= runs_before:
         if time.monotonic() > deadline:
             raise TimeoutError("the script run never finished")
         page.wait_for_timeout(5)
     with watch.lock:
-        moments = dict(watch.runs[runs_before])
+        run = dict(watch.runs[runs_before])
     try:
         page.wait_for_function(
             f"(args) => ({READY_JS})(args) === ''",
@@ -196,50 +222,90 @@ def wait_rendered(
     except Exception as err:
         why = page.evaluate(READY_JS, [heading, key])
         raise TimeoutError(f"the page was not drawn in {READY_S} s: {why}") from err
-    page.evaluate(IDLE_JS)
-    return {**moments, "drawn": time.monotonic()}
+    drawn = float(page.evaluate(IDLE_JS))
+    started, finished = page.evaluate(
+        "([a, b]) => [window.__bench.frames[a], window.__bench.frames[b]]",
+        [run["started"], run["finished"]],
+    )
+    return {"started": started, "finished": finished, "drawn": drawn, "_t1": time.monotonic()}
 
 
-def _sample(t0: float, moments: dict[str, float]) -> dict[str, float]:
+class Tab:
+    """The page under test, its websocket watcher and a DevTools session for its main thread's
+    busy time (``Performance.getMetrics``: TaskDuration, ScriptDuration)."""
+
+    def __init__(self, context: Any) -> None:
+        self.page = context.new_page()
+        self.page.set_default_timeout(READY_S * 1000)
+        self.watch = RunWatcher()
+        self.page.on("websocket", self.watch.attach)
+        self.cdp = context.new_cdp_session(self.page)
+        self.cdp.send("Performance.enable")
+
+    def busy(self) -> dict[str, float]:
+        """Seconds the page's main thread has spent on tasks and on scripts so far."""
+        metrics = {
+            m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]
+        }
+        return {"task": float(metrics["TaskDuration"]), "script": float(metrics["ScriptDuration"])}
+
+    def pressed(self) -> float:
+        """The browser's time (ms) of the last pointer press: when the click began."""
+        return float(
+            self.page.evaluate("window.__bench.pointer[window.__bench.pointer.length - 1]")
+        )
+
+
+def _sample(
+    t0: float, moments: dict[str, float], pressed: float, busy: tuple[dict[str, float], ...]
+) -> dict[str, float]:
+    """Seconds from the press (browser clock, ms; 0 for a page load) to the run's start, from
+    there to its last message as the page receives it (the server's run and the page taking
+    in its messages), then to the page drawn; and the page's main-thread time meanwhile."""
+    before, after = busy
     return {
-        "total_s": round(moments["drawn"] - t0, 3),
-        "to_start_s": round(moments["started"] - t0, 3),
-        "script_s": round(moments["finished"] - moments["started"], 3),
-        "draw_s": round(moments["drawn"] - moments["finished"], 3),
+        "total_s": round((moments["drawn"] - pressed) / 1000, 3),
+        "to_start_s": round((moments["started"] - pressed) / 1000, 3),
+        "run_s": round((moments["finished"] - moments["started"]) / 1000, 3),
+        "draw_s": round((moments["drawn"] - moments["finished"]) / 1000, 3),
+        "browser_busy_s": round(after["task"] - before["task"], 3),
+        "browser_script_s": round(after["script"] - before["script"], 3),
         "_t0": t0,  # monotonic moments, to find the run's profile (left out of the JSON)
-        "_t1": moments["drawn"],
+        "_t1": moments["_t1"],
     }
 
 
-def visit(page: Any, watch: RunWatcher, title: str) -> dict[str, float]:
+def visit(tab: Tab, title: str) -> dict[str, float]:
     """Click ``title`` in the sidebar; time it until the page is drawn."""
-    link = page.get_by_role("link", name=title, exact=True).first
+    link = tab.page.get_by_role("link", name=title, exact=True).first
     link.wait_for()
-    before = watch.done()
+    before, busy = tab.watch.done(), tab.busy()
     t0 = time.monotonic()
     link.click()
     heading = HEADINGS.get(title, title)
-    return _sample(t0, wait_rendered(page, watch, before, heading, PAGES[title]))
+    moments = wait_rendered(tab.page, tab.watch, before, heading, PAGES[title])
+    return _sample(t0, moments, tab.pressed(), (busy, tab.busy()))
 
 
-def regroup(page: Any, watch: RunWatcher, group: str) -> dict[str, float]:
+def regroup(tab: Tab, group: str) -> dict[str, float]:
     """Pick ``group`` in Compare's "Group by"; time it until the charts and statistics are drawn."""
     from core.analysis.charts import title_for
 
     label = title_for(group)
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Group by").first
+    box = tab.page.locator('[data-testid="stSelectbox"]').filter(has_text="Group by").first
     box.scroll_into_view_if_needed()
     box.click()
-    option = page.get_by_role("option", name=label, exact=True).first
+    option = tab.page.get_by_role("option", name=label, exact=True).first
     option.wait_for()
-    before = watch.done()
+    before, busy = tab.watch.done(), tab.busy()
     t0 = time.monotonic()
     option.click()
-    moments = wait_rendered(page, watch, before, "Compare", '[data-testid="stVegaLiteChart"]')
+    moments = wait_rendered(tab.page, tab.watch, before, "Compare", PAGES["Compare"])
+    sample = _sample(t0, moments, tab.pressed(), (busy, tab.busy()))
     shown = box.locator("input").first.input_value()
     if label not in shown:
         raise RuntimeError(f"Group by shows {shown!r} after picking {group}")
-    return _sample(t0, moments)
+    return sample
 
 
 def repetition(
@@ -250,16 +316,16 @@ def repetition(
     server = start_server(home, port, log, profile, app_root)
     try:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(READY_S * 1000)
-        watch = RunWatcher()
-        page.on("websocket", watch.attach)
-        t0 = time.monotonic()
-        page.goto(f"http://127.0.0.1:{port}/")
-        opened = _sample(t0, wait_rendered(page, watch, 0, "CloudTune", PAGES["Home"]))
-        rounds = [{title: visit(page, watch, title) for title in PAGES} for _ in range(2)]
-        visit(page, watch, "Compare")
-        groups = {group: regroup(page, watch, group) for group in REGROUPS}
+        context.add_init_script(STAMPS_JS)
+        tab = Tab(context)
+        t0, busy = time.monotonic(), tab.busy()
+        tab.page.goto(f"http://127.0.0.1:{port}/")
+        # a page load counts from the navigation's start: 0 on the new page's clock
+        moments = wait_rendered(tab.page, tab.watch, 0, "CloudTune", PAGES["Home"])
+        opened = _sample(t0, moments, 0.0, (busy, tab.busy()))
+        rounds = [{title: visit(tab, title) for title in PAGES} for _ in range(2)]
+        visit(tab, "Compare")
+        groups = {group: regroup(tab, group) for group in REGROUPS}
         context.close()
         return {"open": opened, "first": rounds[0], "again": rounds[1], "regroup": groups}
     finally:
@@ -338,7 +404,7 @@ def summary(samples: list[float]) -> dict[str, Any]:
 
 def _split(samples: list[dict[str, float]]) -> dict[str, Any]:
     out = summary([s["total_s"] for s in samples])
-    for part in ("to_start_s", "script_s", "draw_s"):
+    for part in ("to_start_s", "run_s", "draw_s", "browser_busy_s", "browser_script_s"):
         out[f"median_{part}"] = round(statistics.median(s[part] for s in samples), 3)
     return out
 
@@ -467,18 +533,18 @@ def run(repeats: int, profile: bool = False, baseline: Path | None = None) -> di
 def report(fig: dict[str, Any], title: str) -> None:
     """Print one checkout's table and which targets it meets."""
     print(f"{title}: {fig.get('checkout', {}).get('commit', '')}")
-    print(f"{'page':<14}{'first visit':>24}{'again':>24}   (median [min–max] s)")
+    print(f"{'page':<14}{'first visit (median [min–max] s; run, browser)':<50}{'again':>10}")
     for p in PAGES:
         f, a = fig["first_visit"][p], fig["visit_again"][p]
         print(
             f"{p:<14}{f['median_s']:>8.2f} [{f['min_s']:.2f}–{f['max_s']:.2f}]"
-            f"  script {f['median_script_s']:.2f}"
+            f"  run {f['median_run_s']:.2f} browser {f['median_browser_busy_s']:.2f}"
             f"{a['median_s']:>8.2f} [{a['min_s']:.2f}–{a['max_s']:.2f}]"
         )
     for g, v in fig["regroup"].items():
         print(
             f"re-group {g:<14}{v['median_s']:>6.2f} [{v['min_s']:.2f}–{v['max_s']:.2f}]"
-            f"  script {v['median_script_s']:.2f}"
+            f"  run {v['median_run_s']:.2f} browser {v['median_browser_busy_s']:.2f}"
         )
     print(
         f"worst page median: first visit {fig['worst_first_visit_median_s']:.2f} s, visited "
