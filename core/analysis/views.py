@@ -9,8 +9,6 @@ from typing import Any
 
 import pandas as pd
 
-from core.analysis import charts
-from core.analysis.blocked import design_comparisons
 from core.backends.platforms import PLATFORMS
 from core.backends.records import best_value
 from core.errors import CloudTuneError
@@ -362,6 +360,10 @@ def compare_view(
         reference: overlay the published figures (only when grouping by platform).
         goal: "max" or "min", the objective's direction.
     """
+    # here, not at import: Home, Launch and Monitor use this module and need neither Altair
+    # (0.2-0.3 s to import) nor the statistics
+    from core.analysis import charts
+    from core.analysis.blocked import design_comparisons
     from core.analysis.selection import spec_differences, warmup_warnings
 
     runs = {int(r): store.get_run(int(r)) for r in run_ids}
