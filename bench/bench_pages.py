@@ -410,16 +410,18 @@ def _split(samples: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def checkout(root: Path) -> dict[str, Any]:
-    """The commit a checkout is at, and whether it has changes not committed."""
+    """The commit a checkout is at, and what in it is not committed (this benchmark's own
+    output, ``bench/results/``, left out)."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-        return done.stdout.strip()
+        return done.stdout
 
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)bench/results")
     return {
         "path": str(root),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "uncommitted_changes": bool(git("status", "--porcelain")),
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
+        "uncommitted": [line[3:] for line in changed.splitlines() if line.strip()],
     }
 
 
