@@ -41,11 +41,33 @@ def friendly(what: str) -> Iterator[None]:
         )
 
 
-def chart_with_downloads(chart: alt.Chart | alt.LayerChart, name: str) -> None:
-    """Show an Altair chart with PNG and SVG download buttons (rendered on click, offline)."""
+def vega_lite_spec(chart: alt.Chart | alt.LayerChart) -> dict[str, Any]:
+    """The Vega-Lite spec (its datasets as Arrow) that ``st.altair_chart`` sends for ``chart``.
+
+    Made once with the cached view a page shows and drawn with ``st.vega_lite_chart``, so a
+    rerun does not convert the chart again: Altair's ``to_dict`` validates the whole spec
+    against the Vega-Lite schema and Streamlit re-encodes every dataset, 10–40 ms a chart, which
+    was a third of a Compare rerun. The conversion is Streamlit's own (the function behind
+    ``st.altair_chart``), so the element is the same; ``tests/app_pages`` checks it is.
+    """
+    from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
+
+    return dict(_convert_altair_to_vega_lite_spec(chart))
+
+
+def chart_with_downloads(
+    chart: alt.Chart | alt.LayerChart, name: str, spec: dict[str, Any] | None = None
+) -> None:
+    """Show an Altair chart with PNG and SVG download buttons (rendered on click, offline).
+
+    ``spec``: the chart's :func:`vega_lite_spec`, when the page has it made already.
+    """
     from core.analysis.charts import chart_png, chart_svg
 
-    st.altair_chart(chart, width="stretch")
+    if spec is None:
+        st.altair_chart(chart, width="stretch")
+    else:
+        st.vega_lite_chart(spec=spec, width="stretch")
     with st.popover("Download chart", icon=":material/download:"):
         st.download_button(
             "PNG image",

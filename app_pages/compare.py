@@ -2,10 +2,18 @@
 
 import streamlit as st
 
-from app_pages._shared import chart_with_downloads, get_store, pick_group, pick_runs, show_details
+from app_pages._shared import (
+    chart_with_downloads,
+    get_store,
+    pick_group,
+    pick_runs,
+    show_details,
+    vega_lite_spec,
+)
+from core.analysis.comparison import compare_view
 from core.analysis.report.tables import detail_sections
 from core.analysis.selection import selectable_runs
-from core.analysis.views import PUBLISHED_STATS, compare_view, export_csv, goal_of
+from core.analysis.views import PUBLISHED_STATS, export_csv, goal_of
 
 store = get_store()
 st.title("Compare")
@@ -35,9 +43,10 @@ def _view(
     url: str, run_ids: tuple, stamp: tuple, group: str, alpha: float, reference: bool, goal: str
 ):  # noqa: ANN202 - a cached call into core; the stamp keys the cache
     del url, stamp
-    return compare_view(
+    view = compare_view(
         get_store(), list(run_ids), group, alpha=alpha, reference=reference, goal=goal
     )
+    return view, {name: vega_lite_spec(chart) for name, chart in view.charts.items()}
 
 
 if not picked:
@@ -51,7 +60,7 @@ group = pick_group(store, picked, "cmp_group", container=c2)
 goal = goal_of(store.get_run(picked[0]))
 if show_reference and group != "platform":
     st.caption("The published figures are per platform: group by platform to see them.")
-view = _view(
+view, specs = _view(
     store.url, tuple(sorted(picked)), stamp, group, float(alpha), bool(show_reference), goal
 )
 trials, totals = view.trials, view.totals
@@ -78,7 +87,7 @@ for row in (
     present = [name for name in row if name in view.charts]
     for col, name in zip(st.columns(len(present)) if present else [], present, strict=True):
         with col:
-            chart_with_downloads(view.charts[name], name)
+            chart_with_downloads(view.charts[name], name, specs[name])
     if view.cost_note and len(present) < len(row):
         st.info(view.cost_note, icon=":material/payments:")
         st.page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")

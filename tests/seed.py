@@ -148,3 +148,140 @@ def seed_store(store: Store, *, seed: int = 7, n_trials: int = 20, name: str | N
     for backend in PLATFORMS:
         _seed_run(store, study_id, backend, n_trials, rng, spec)
     return study_id
+
+
+MIXED_RUNS: tuple[tuple[str, str], ...] = (
+    ("sagemaker", "random"),
+    ("sagemaker", "bayesian"),
+    ("vertex", "random"),
+    ("vertex", "bayesian"),
+    ("azure", "random"),
+    ("azure", "bayesian"),
+    ("local", "random"),
+    ("local", "hyperband"),
+    ("local", "bayesian"),
+    ("sagemaker", "hyperband"),
+)
+"""The platform and strategy of each run :func:`seed_mixed_study` writes, in order."""
+
+LOCAL = {"instance": "local", "price": 0.0, "mean_s": 95.0, "acc": -0.004}
+"""The local machine as :data:`PLATFORMS` describes a cloud: no hourly price by default."""
+
+
+def _mixed_trial(
+    store: Store,
+    run_id: int,
+    number: int,
+    params: dict[str, Any],
+    *,
+    backend: str,
+    strategy: str,
+    started: float,
+    epochs: int,
+    rng: random.Random,
+) -> float:
+    """Write one trial of a mixed run with its epochs; return when it ended."""
+    info = PLATFORMS.get(backend, LOCAL)
+    full = rng.choice([1, 2, epochs, epochs]) if strategy == "hyperband" else epochs
+    acc = _accuracy(params, info["acc"], rng)
+    diverged = params["learning_rate"] > 0.07 and rng.random() < 0.3
+    if diverged:
+        acc = round(0.1 + rng.uniform(-0.01, 0.012), 4)
+    stopped = strategy == "bayesian" and backend == "local" and diverged and full > 2
+    ran = 2 if stopped else full
+    per_epoch = max(20.0, rng.gauss(info["mean_s"], info["mean_s"] * 0.18)) / epochs
+    duration = round(per_epoch * ran, 1)
+    billable = duration + (0.0 if backend == "local" else STARTUP_S)
+    failed = rng.random() < 0.02
+    metrics: dict[str, Any] = {"val_accuracy": acc, "accuracy": round(min(0.999, acc + 0.02), 4)}
+    if stopped:
+        metrics["early_stopped"] = 1.0
+    trial_id = store.upsert_trial(
+        run_id,
+        f"{backend}-{strategy}-{number:04d}",
+        number=number,
+        params=params,
+        status="failed" if failed else "completed",
+        objective=None if failed else acc,
+        metrics={} if failed else metrics,
+        started_at=started,
+        ended_at=started + billable,
+        duration_s=duration,
+        billable_s=billable,
+        cost_usd=round(billable / 3600 * info["price"], 4),
+        seed=42,
+        instance_type=info["instance"],
+        error="ResourceExhaustedError: out of memory on the device" if failed else None,
+    )
+    for epoch in range(1 if failed else ran):
+        share = (epoch + 1) / ran
+        curve = {"val_accuracy": round(acc - 0.08 * (1 - share), 4), "loss": round(1.2 - share, 4)}
+        store.add_epoch(trial_id, EpochRecord(epoch, curve, round(per_epoch * (epoch + 1), 1)))
+    return started + billable
+
+
+def seed_mixed_study(
+    store: Store, *, n_runs: int = 10, n_trials: int = 1000, seed: int = 11, name: str = "mixed"
+) -> int:
+    """Fill ``store`` with one study of ``n_runs`` runs and ``n_trials`` trials in all.
+
+    The runs cycle through :data:`MIXED_RUNS` (SageMaker, Vertex AI, Azure ML and this machine;
+    random, bayesian and hyperband), each with its own spec (its strategy; 5 epochs a trial,
+    3 at a time). Hyperband trials train 1, 2 or 5 epochs; about 2 % of trials fail, some with
+    a learning rate over 0.07 diverge (accuracy at chance) and the local bayesian run's diverged
+    trials are early-stopped after 2 epochs. Every trial has its epochs. Each run is written in
+    one transaction, so 1,000 trials take seconds. The same ``seed`` writes the same numbers.
+
+    Returns:
+        The study's id.
+    """
+    base = dict(SEED_SPEC, name=name)
+    base["budget"] = dict(SEED_SPEC["budget"], epochs=5, max_trials=n_trials // n_runs)
+    study_id = store.create_study(parse_spec(base))
+    rng = random.Random(seed)
+    for index in range(n_runs):
+        backend, strategy = MIXED_RUNS[index % len(MIXED_RUNS)]
+        count = n_trials // n_runs + (1 if index < n_trials % n_runs else 0)
+        spec = parse_spec(
+            dict(base, strategy=strategy, budget=dict(base["budget"], max_trials=count))
+        )
+        info = PLATFORMS.get(backend, LOCAL)
+        names = [p.name for p in spec.space]
+        draws = spec.sample(count, seed=rng.randrange(2**31))
+        slots = [BASE_TIME + 86_400.0 * index] * spec.budget.parallel_trials
+        with store.transaction():
+            run_id = store.create_run(
+                study_id,
+                backend,
+                instance_type=info["instance"],
+                settings={"region": "seeded"},
+                spec=spec,
+                max_trials=count,
+            )
+            for number, draw in enumerate(draws):
+                params = {
+                    k: round(v, 5) if isinstance(v, float) else v
+                    for k, v in draw.items()
+                    if k in names
+                }
+                slot = min(range(len(slots)), key=slots.__getitem__)
+                slots[slot] = _mixed_trial(
+                    store,
+                    run_id,
+                    number,
+                    params,
+                    backend=backend,
+                    strategy=strategy,
+                    started=slots[slot],
+                    epochs=spec.budget.epochs,
+                    rng=rng,
+                )
+        cost = sum(t.cost_usd or 0.0 for t in store.list_trials(run_id))
+        store.update_run(
+            run_id,
+            status="completed",
+            started_at=BASE_TIME + 86_400.0 * index,
+            ended_at=max(slots),
+            cost_usd=round(cost, 2),
+        )
+    return study_id

@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
+# SciPy (0.6 s to import) is imported by the functions that use it: Home, Launch and Monitor
+# import this module through core.analysis.views and never need it.
 from core.analysis.posthoc import fmt_df, fmt_stat, holm
 from core.analysis.stats import (
     BACKEND_LABELS,
@@ -169,6 +170,8 @@ def _matrix(
 
 def _anova(y: np.ndarray) -> tuple[float, float, float, float, float, float, float]:
     """F, df1, df2, p and the sums of squares (effect, block, error) of an n x k table."""
+    from scipy import stats as st
+
     n, k = y.shape
     grand = y.mean()
     ss_effect = n * float(((y.mean(axis=0) - grand) ** 2).sum())
@@ -184,6 +187,8 @@ def _anova(y: np.ndarray) -> tuple[float, float, float, float, float, float, flo
 
 def _friedman(y: np.ndarray) -> tuple[float, float, float, float]:
     """Friedman's chi-squared with R's ties correction, its df, p and Kendall's W."""
+    from scipy import stats as st
+
     n, k = y.shape
     ranks = np.apply_along_axis(st.rankdata, 1, y)
     r = ranks.sum(axis=0)
@@ -201,6 +206,8 @@ def _friedman(y: np.ndarray) -> tuple[float, float, float, float]:
 
 def _wilcoxon_p(d: np.ndarray) -> float:
     """Two-sided signed-rank p, normal approximation with continuity and ties corrections."""
+    from scipy import stats as st
+
     d = d[d != 0]
     n = len(d)
     if n == 0:
@@ -219,6 +226,8 @@ def _wilcoxon_p(d: np.ndarray) -> float:
 
 def _paired(y: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """Every pair of groups: mean difference, paired t and Wilcoxon, Holm-adjusted."""
+    from scipy import stats as st
+
     rows = []
     for a, b in combinations(list(y.columns), 2):
         d = (y[a] - y[b]).to_numpy(dtype=float)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from core.analysis import charts
+from core.analysis.comparison import compare_view
 from core.analysis.report import build_report, load_report
 from core.analysis.report.tables import detail_sections, setup_items, shapiro_frame
 from core.analysis.selection import (
@@ -24,7 +25,7 @@ from core.analysis.selection import (
     warmup_warning,
 )
 from core.analysis.stats import compare, group_words
-from core.analysis.views import FREE_COST_NOTE, compare_view, export_csv, runs_overview
+from core.analysis.views import FREE_COST_NOTE, export_csv, runs_overview
 from core.costs.pricing import recost_local_runs
 from core.store import Store
 from tests.seed import SEED_SPEC, seed_store

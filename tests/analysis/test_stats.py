@@ -828,3 +828,40 @@ def test_studentized_range_quantile_matches_scipy(k: int, df: float) -> None:
 
     expected = float(studentized_range.ppf(0.95, k, df))
     assert q_quantile(0.95, k, df) == pytest.approx(expected, rel=2e-7)
+
+
+@pytest.mark.parametrize(
+    ("k", "df", "q"),
+    [
+        (2, 2.0, 6.1),
+        (3, 2.3, 30.0),
+        (4, 12.5, 1.2),
+        (6, 57.0, 4.17),
+        (10, 190.3, 5.9),
+        (40, 2000.0, 5.5),
+    ],
+)
+def test_range_cdf_matches_scipy(k: int, df: float, q: float) -> None:
+    """The product-rule cdf behind q_quantile agrees with SciPy's adaptive integral."""
+    from scipy.stats import studentized_range
+
+    from core.analysis.posthoc import range_cdf
+
+    assert range_cdf(q, k, df) == pytest.approx(float(studentized_range.cdf(q, k, df)), abs=2e-12)
+
+
+def test_range_sf_matches_scipy_and_leaves_small_p_values_to_it() -> None:
+    """Post-hoc p-values: from the product rule down to 0.01, SciPy's own below (and for df
+    under 2), so they match SciPy in both."""
+    import numpy as np
+    from scipy.stats import studentized_range
+
+    from core.analysis.posthoc import FAST_P_FLOOR, range_sf
+
+    q = np.array([0.8, 2.9, 3.6, 6.5, 4.0])
+    df = np.array([57.0, 190.3, 12.5, 960.0, 1.5])
+    expected = studentized_range.sf(q, 4, df)
+    got = range_sf(q, 4, df)
+    assert got == pytest.approx(expected, rel=1e-10)
+    small = expected < FAST_P_FLOOR
+    assert small.any() and (got[small] == expected[small]).all()

@@ -177,6 +177,34 @@ def test_compare_shows_the_statistics_table_and_its_csv(
     assert trials_button.proto.deferred_file_id
 
 
+def test_compare_draws_the_charts_st_altair_chart_would(
+    app: AppTest, store: Store, published_spec
+) -> None:
+    """Compare converts each chart once per view and draws it with st.vega_lite_chart: the
+    elements must be exactly what st.altair_chart sends for the same charts."""
+    seed(store, published_spec)
+    app.run()
+    visit(app, "app_pages/compare.py")
+    shown = [chart.proto for chart in app.get("vega_lite_chart")]
+
+    def draw_with_altair_chart() -> None:
+        import streamlit as st
+
+        from core.analysis.comparison import compare_view
+        from core.store import Store
+
+        store = Store()
+        runs = sorted(r.id for r in store.list_runs())
+        for chart in compare_view(store, runs, "platform").charts.values():
+            st.altair_chart(chart, width="stretch")
+
+    expected = AppTest.from_function(draw_with_altair_chart, default_timeout=120).run()
+    assert not expected.exception
+    wanted = [chart.proto for chart in expected.get("vega_lite_chart")]
+    assert len(shown) == len(wanted) == 11
+    assert shown == wanted
+
+
 def test_compare_published_overlay_is_labelled(app: AppTest, store: Store, published_spec) -> None:
     seed(store, published_spec)
     app.run()

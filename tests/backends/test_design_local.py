@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.analysis.views import compare_view
+from core.analysis.comparison import compare_view
 from core.spec.design import CONFIG_INDEX, same_configurations
 from core.store import Store
 from tests.backends.test_local_backend import ended, launch, make_spec, wait_until

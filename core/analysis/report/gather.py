@@ -11,9 +11,10 @@ import pandas as pd
 
 from core.analysis.blocked import design_comparisons
 from core.analysis.charts import group_domain
+from core.analysis.comparison import single_run_note
 from core.analysis.selection import spec_differences, warmup_warnings
 from core.analysis.stats import Direction, StatsError, compare
-from core.analysis.views import compare_frame, cost_note, run_totals, single_run_note
+from core.analysis.views import compare_frame, cost_note, run_totals
 from core.store import RunRow, Store, StudyRow
 
 log = logging.getLogger(__name__)
