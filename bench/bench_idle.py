@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import stop_server, wait_healthy  # noqa: E402
 from bench.bench_local import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "idle.json"
@@ -53,17 +53,8 @@ def start_server(home: Path, port: int, watcher: str, log: Any) -> subprocess.Po
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     cmd += ["--server.fileWatcherType", watcher]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("streamlit did not start; see its log")
+    wait_healthy(proc, port, 0.5)
+    return proc
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -181,11 +172,7 @@ def run(idle_s: float, watcher: str, settle_s: float) -> dict[str, Any]:
                 closed = measure(server.pid, idle_s)
                 watches = inotify_watches(server.pid)
             finally:
-                server.terminate()
-                try:
-                    server.wait(15)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                stop_server(server)
         text = log_path.read_text(errors="replace")
     worst = max(tab_open["percent"], closed["percent"])
     return {

@@ -43,7 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import stop_server, wait_healthy  # noqa: E402
 from bench.bench_idle import _free_port  # noqa: E402
 from bench.bench_local import machine  # noqa: E402
 
@@ -186,17 +186,8 @@ def start_server(
     cmd = [sys.executable, "-m", *runner, "run", "app.py", "--server.port", str(port)]
     cmd += ["--server.headless", "true", "--server.fileWatcherType", "none"]
     proc = subprocess.Popen(cmd, cwd=app_root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("streamlit did not start; see its log")
+    wait_healthy(proc, port, 0.3)
+    return proc
 
 
 def wait_rendered(
@@ -329,11 +320,7 @@ def repetition(
         context.close()
         return {"open": opened, "first": rounds[0], "again": rounds[1], "regroup": groups}
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 def profile_summary(path: Path, top: int = 8) -> dict[str, Any]:
