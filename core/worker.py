@@ -9,4 +9,4 @@ import sys
 from core.backends.local.worker import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(fresh_process=True))

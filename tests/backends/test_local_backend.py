@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.backends.local import worker as worker_module
 from core.backends.local.backend import Handle, LocalBackend, _setting_problems
 from core.backends.local.hypermodel import (
     CHECKPOINT_NAME,
@@ -30,7 +31,9 @@ from core.backends.local.worker import (
     default_threads,
     recycle_limit,
     run_path,
+    skip_unused_imports,
     tuner_path,
+    unused_imports,
 )
 from core.backends.records import EpochRecord
 from core.spec import StudySpec
@@ -231,6 +234,59 @@ def test_clock_keeps_time_across_sessions(tmp_path: Path) -> None:
     again = Clock(tmp_path / "state.json")
     assert 10.0 <= again.elapsed() < 11.0
     assert default_threads(2, cpus=8) == 4 and default_threads(4, cpus=2) == 1
+
+
+def test_a_worker_skips_only_the_libraries_its_study_never_uses() -> None:
+    fashion = {"strategy": "random", "dataset": {"name": "fashion_mnist"}}
+    assert unused_imports(fashion) == ["pandas", "matplotlib", "sklearn", "scipy"]
+    # KerasTuner's Gaussian process needs scikit-learn and SciPy; digits is read from
+    # scikit-learn's own file
+    assert unused_imports({**fashion, "strategy": "bayesian"}) == ["pandas", "matplotlib"]
+    assert unused_imports({**fashion, "dataset": {"name": "digits"}}) == ["pandas", "matplotlib"]
+
+
+def test_skipping_marks_absent_only_what_is_not_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    absent = "cloudtune_test_never_imported"
+    monkeypatch.setattr(worker_module, "UNUSED_IMPORTS", ("numpy", absent))
+    monkeypatch.setattr(worker_module, "SKLEARN_IMPORTS", ())
+    try:
+        assert skip_unused_imports({"strategy": "random", "dataset": {}}) == [absent]
+        assert sys.modules[absent] is None  # so `import` raises ImportError, as if missing
+        assert isinstance(sys.modules["numpy"], types.ModuleType)  # imported: left alone
+    finally:
+        sys.modules.pop(absent, None)
+
+
+@pytest.mark.slow
+def test_keras_and_kerastuner_train_without_the_skipped_libraries() -> None:
+    """A fresh process with pandas, matplotlib, scikit-learn and SciPy marked absent (as a
+    fashion_mnist random-search worker starts) still imports Keras and KerasTuner and trains."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from core.backends.local.worker import skip_unused_imports\n"
+        "print(skip_unused_imports({'strategy': 'hyperband', 'dataset': {'name': 'x'}}))\n"
+        "import numpy as np, keras_tuner\n"
+        "from core.backends.local import kt\n"
+        "from core.training.model import build_model\n"
+        "m = build_model({'optimizer': 'sgd'}, (8, 8, 1), 3)\n"
+        "h = m.fit(np.zeros((32, 8, 8, 1), 'float32'), np.zeros(32, 'int32'), epochs=1,\n"
+        "          validation_split=0.25, verbose=0)\n"
+        "assert sys.modules['sklearn'] is None and 'val_accuracy' in h.history\n"
+        "print('trained')\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "['pandas', 'matplotlib', 'sklearn', 'scipy']" in out.stdout
+    assert "trained" in out.stdout
 
 
 def test_progress_line_reads_the_store(store: Store) -> None:
