@@ -48,8 +48,10 @@ def test_sigkill_at_random_moments_then_resume_ends_with_every_trial(store: Stor
     spec = make_spec(budget={"max_trials": max_trials, "epochs": 1, "parallel_trials": 1})
     backend, run_id = launch(store, spec)
     # each kill waits for a random number of completed trials (non-decreasing, so the run
-    # moves on), then a random fraction of a second: in start-up, mid-trial, between trials
-    after = sorted(rng.randrange(max_trials) for _ in range(KILLS))
+    # moves on), then a random fraction of a second: in start-up, mid-trial, between trials.
+    # It waits for at most max_trials - 2, so two trials are still to run and the kill lands
+    # however fast a trial is (with the worker's faster start, a last-trial kill came too late)
+    after = sorted(rng.randrange(max_trials - 1) for _ in range(KILLS))
     kills: list[tuple[int, str]] = []
     started = time.monotonic()
     for done_before in after:
@@ -64,7 +66,7 @@ def test_sigkill_at_random_moments_then_resume_ends_with_every_trial(store: Stor
             run_id,
             lambda n=done_before: store.count_trials(run_id).get("completed", 0) >= n,
         )
-        time.sleep(rng.uniform(0.0, 2.0))
+        time.sleep(rng.uniform(0.0, 1.0))
         victims = _group(handle.pgid)
         if not victims or store.get_run(run_id).status not in ACTIVE_STATUSES:
             continue
