@@ -41,6 +41,7 @@ test-fast: lint typecheck
 	$(BIN)/pytest -q -m "not slow and not browser"
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	$(BIN)/python -m bench
 
 # the container contract tests (tests/contract) under each target training image's Python,
