@@ -46,13 +46,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench import stop_server, wait_healthy  # noqa: E402
-from bench.bench_idle import _free_port  # noqa: E402
-from bench.bench_local import machine  # noqa: E402
+from bench import stop_server, wait_healthy  # run as python -m bench.bench_pages
+from bench.bench_idle import _free_port
+from bench.bench_local import ROOT, machine
 
 RESULTS = ROOT / "bench" / "results" / "pages.json"
 PROFILE_RESULTS = ROOT / "bench" / "results" / "pages_profile.json"

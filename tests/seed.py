@@ -37,6 +37,19 @@ PLATFORMS: dict[str, dict[str, Any]] = {
 STARTUP_S = 90.0  # billed container start-up per trial
 
 
+def _seeded_run(store: Store, study_id: int, backend: str, trials: int, **extra: Any) -> int:
+    """A queued run of ``backend`` on its seeded machine, for ``trials`` trials."""
+    info = PLATFORMS.get(backend, LOCAL)
+    return store.create_run(
+        study_id,
+        backend,
+        instance_type=info["instance"],
+        settings={"region": "seeded"},
+        max_trials=trials,
+        **extra,
+    )
+
+
 def _accuracy(params: dict[str, Any], offset: float, rng: random.Random) -> float:
     """A plausible validation accuracy: best near lr 0.01 and dropout 0.3, plus noise."""
     lr_penalty = 0.02 * abs(math.log10(params["learning_rate"] / 0.01))
@@ -72,14 +85,7 @@ def _seed_run(
         "price_per_hour": info["price"],
         "basis": [f"{info['instance']} at ${info['price']}/h (seeded catalog)."],
     }
-    run_id = store.create_run(
-        study_id,
-        backend,
-        instance_type=info["instance"],
-        settings={"region": "seeded"},
-        max_trials=n_trials,
-        forecast=forecast,
-    )
+    run_id = _seeded_run(store, study_id, backend, n_trials, forecast=forecast)
     total_cost = 0.0
     for number, params in enumerate(params_list):
         slot = min(range(len(slots)), key=lambda i: slots[i])
@@ -245,19 +251,11 @@ def seed_mixed_study(
         spec = parse_spec(
             dict(base, strategy=strategy, budget=dict(base["budget"], max_trials=count))
         )
-        info = PLATFORMS.get(backend, LOCAL)
         names = [p.name for p in spec.space]
         draws = spec.sample(count, seed=rng.randrange(2**31))
         slots = [BASE_TIME + 86_400.0 * index] * spec.budget.parallel_trials
         with store.transaction():
-            run_id = store.create_run(
-                study_id,
-                backend,
-                instance_type=info["instance"],
-                settings={"region": "seeded"},
-                spec=spec,
-                max_trials=count,
-            )
+            run_id = _seeded_run(store, study_id, backend, count, spec=spec)
             for number, draw in enumerate(draws):
                 params = {
                     k: round(v, 5) if isinstance(v, float) else v
