@@ -109,7 +109,6 @@ def tukey_hsd(g: Groups, ms_within: float, df_within: float, alpha: float) -> pd
     Returns:
         One row per pair, in the PAIR_COLUMNS layout.
     """
-
     i, j = _pairs(g.k)
     diff = g.mean[j] - g.mean[i]
     se = np.sqrt(ms_within / 2.0 * (1.0 / g.n[i] + 1.0 / g.n[j]))
@@ -142,7 +141,6 @@ def games_howell(g: Groups, alpha: float) -> pd.DataFrame:
     Returns:
         One row per pair, in the PAIR_COLUMNS layout.
     """
-
     i, j = _pairs(g.k)
     vi, vj = g.var[i] / g.n[i], g.var[j] / g.n[j]
     diff = g.mean[j] - g.mean[i]
@@ -186,7 +184,7 @@ def range_sf(q: np.ndarray, k: int, df: np.ndarray) -> np.ndarray:
         if not (np.isfinite(qi) and np.isfinite(di)):
             out[i] = float(studentized_range.sf(qi, k, di))
             continue
-        if _PRODUCT_RULE_DF[0] <= di <= _PRODUCT_RULE_DF[1] and k <= _PRODUCT_RULE_K and qi > 0:
+        if qi > 0 and _product_rule_covers(k, float(di)):
             p = 1.0 - range_cdf(float(qi), k, float(di))
             if p >= FAST_P_FLOOR:
                 out[i] = p
@@ -205,6 +203,11 @@ _ASYMPTOTIC_DF = 100000.0
 _PRODUCT_RULE_DF = (2.0, _LARGE_DF)
 _PRODUCT_RULE_K = 40
 """Where :func:`range_cdf` replaces SciPy's cdf (checked there against SciPy to 1e-12)."""
+
+
+def _product_rule_covers(k: int, df: float) -> bool:
+    """Whether :func:`range_cdf` is used for k groups and df degrees of freedom."""
+    return _PRODUCT_RULE_DF[0] <= df <= _PRODUCT_RULE_DF[1] and k <= _PRODUCT_RULE_K
 
 
 @functools.lru_cache(maxsize=4096)
@@ -240,7 +243,7 @@ def q_quantile(level: float, k: int, df: float) -> float:
     a = 1.0 - level
     lo = math.sqrt(2.0) * float(t_dist.ppf(1.0 - a / 2.0, df)) * 0.999
     hi = math.sqrt(2.0) * float(t_dist.ppf(1.0 - a / (k * (k - 1)), df)) * 1.001
-    fast = _PRODUCT_RULE_DF[0] <= df <= _PRODUCT_RULE_DF[1] and k <= _PRODUCT_RULE_K
+    fast = _product_rule_covers(k, df)
 
     def gap(q: float) -> float:
         cdf = range_cdf(q, k, df) if fast else float(studentized_range.cdf(q, k, df))
