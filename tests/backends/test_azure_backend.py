@@ -282,8 +282,8 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_check_names_each_missing_thing(store: Store, no_credentials: Path) -> None:
     problems = AzureBackend(store).check({})
     assert all(isinstance(p, str) for p in problems)
-    for key in ("subscription_id", "resource_group", "workspace", "compute"):
-        assert any(p.startswith(f"Azure ML needs {key}:") for p in problems)
+    for label in ("Subscription ID", "Resource group", "Azure ML workspace", "Compute cluster"):
+        assert any(p.endswith(f"set Settings → Azure ML → {label}.") for p in problems)
     assert problems[-1].startswith("No Azure credentials found: run `az login`")
     bad = AzureBackend(store).check(dict(BASE, subscription_id="my-sub", early_termination="x"))
     assert any("'my-sub' is not a subscription id" in p for p in bad)

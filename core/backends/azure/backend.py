@@ -210,7 +210,7 @@ def azure_errors(action: str) -> Iterator[None]:
     except ResourceNotFoundError as err:
         raise NotFound(
             f"Azure ML found nothing to {action}: {_first_line(err)}. Check the job name and "
-            "the subscription, resource group and workspace on the Settings page."
+            "Settings → Azure ML → Subscription ID, Resource group and Azure ML workspace."
         ) from err
     except ServiceRequestError as err:
         raise BackendError(

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.backends import containers
+from core.backends.platforms import PLATFORMS
 from core.backends.records import RunStatus
 from core.errors import SpecError
 from core.spec import ChoiceParam, FixedParam, FloatParam, IntParam, Param, StudySpec
@@ -34,6 +35,8 @@ REQUIRED_SETTINGS: dict[str, str] = {
     "compute": "the name of an Azure ML compute cluster to run the trials on",
 }
 """Settings every Azure launch needs, with a phrase saying what each one is."""
+
+_LABELS = {f.key: f.label for f in PLATFORMS["azure"].settings}
 
 EARLY_TERMINATION: tuple[str, ...] = ("none", "bandit", "median_stopping", "truncation_selection")
 BAYESIAN_DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "quniform")
@@ -108,7 +111,7 @@ def missing_settings(settings: Mapping[str, Any]) -> list[str]:
     out = []
     for key, what in REQUIRED_SETTINGS.items():
         if not str(settings.get(key) or "").strip():
-            out.append(f"Azure ML needs {key}: {what}. Set it on the Settings page (azure.{key}).")
+            out.append(f"Azure ML needs {what}: set Settings → Azure ML → {_LABELS[key]}.")
     return out
 
 

@@ -618,8 +618,8 @@ def _settings_problems(settings: Mapping[str, Any]) -> list[str]:
     project = str(settings.get("project") or "")
     if not project:
         problems.append(
-            "Vertex AI needs a Google Cloud project: set project on the Settings page to the "
-            "project ID (e.g. my-project-123, shown by `gcloud config get-value project`)."
+            "Vertex AI needs a Google Cloud project: enter its ID (e.g. my-project-123, shown by "
+            "`gcloud config get-value project`) in Settings → Vertex AI → Google Cloud project ID."
         )
     elif not _PROJECT_RE.match(project):
         problems.append(
@@ -628,14 +628,16 @@ def _settings_problems(settings: Mapping[str, Any]) -> list[str]:
         )
     region = str(settings.get("region") or "")
     if not region:
-        problems.append("Set region on the Settings page to a Vertex AI region, e.g. us-central1.")
+        problems.append(
+            "Choose a Vertex AI region (e.g. us-central1) in Settings → Vertex AI → Region."
+        )
     elif not _REGION_RE.match(region):
         problems.append(f"region {region!r} is not a Google Cloud region; use e.g. us-central1.")
     bucket = str(settings.get("bucket") or "")
     if not bucket:
         problems.append(
-            "Set bucket on the Settings page to a Cloud Storage bucket for staging the trainer "
-            "and data (e.g. gs://my-bucket, in the same region as the jobs)."
+            "Name a Cloud Storage bucket for staging the trainer and data (e.g. gs://my-bucket, "
+            "in the same region as the jobs) in Settings → Vertex AI → Staging bucket."
         )
     elif not _BUCKET_RE.match(bucket.removeprefix("gs://").split("/", 1)[0]):
         problems.append(f"bucket {bucket!r} is not a Cloud Storage bucket name; use gs://NAME.")

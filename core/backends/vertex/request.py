@@ -277,7 +277,7 @@ def accelerator(settings: Mapping[str, Any]) -> tuple[str | None, int]:
     except (TypeError, ValueError) as err:
         raise BackendError(
             f"accelerator_count {settings.get('accelerator_count')!r} is not a whole number; "
-            "set it to 1, 2, 4 or 8 on the Settings page."
+            "use 1, 2, 4 or 8 in Settings → Vertex AI → Accelerator count."
         ) from err
     if kind is None:
         return None, 0
