@@ -1,6 +1,12 @@
-"""CloudTune's entry point: registers the pages, sets layout and theme; nothing else."""
+"""CloudTune's entry point: registers the pages, sets layout and theme; nothing else.
+
+After the first page has run, the results pages' imports load in the background
+(``core.preload``); Compare and Present wait for them rather than import them alongside.
+"""
 
 import streamlit as st
+
+from core import preload
 
 st.set_page_config(page_title="CloudTune", page_icon="☁️", layout="wide")
 
@@ -12,9 +18,17 @@ pages = {
         st.Page("app_pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
     ],
     "Results": [
-        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-        st.Page("app_pages/present.py", title="Present", icon=":material/slideshow:"),
+        compare := st.Page(
+            "app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"
+        ),
+        present := st.Page("app_pages/present.py", title="Present", icon=":material/slideshow:"),
     ],
     "Setup": [st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:")],
 }
-st.navigation(pages).run()
+page = st.navigation(pages)
+if page in (compare, present):
+    preload.wait()
+try:
+    page.run()
+finally:
+    preload.start()

@@ -47,12 +47,42 @@ def vega_lite_spec(chart: alt.Chart | alt.LayerChart) -> dict[str, Any]:
     Made once with the cached view a page shows and drawn with ``st.vega_lite_chart``, so a
     rerun does not convert the chart again: Altair's ``to_dict`` validates the whole spec
     against the Vega-Lite schema and Streamlit re-encodes every dataset, 10–40 ms a chart, which
-    was a third of a Compare rerun. The conversion is Streamlit's own (the function behind
+    was a third of a Compare rerun. It skips that schema check (:class:`_Unvalidated`). The conversion is Streamlit's own (the function behind
     ``st.altair_chart``), so the element is the same; ``tests/app_pages`` checks it is.
     """
     from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
 
-    return dict(_convert_altair_to_vega_lite_spec(chart))
+    spec = dict(_convert_altair_to_vega_lite_spec(_Unvalidated(chart)))  # type: ignore[arg-type]
+    spec["usermeta"] = {**spec.get("usermeta", {}), **CANVAS}
+    return spec
+
+
+CANVAS: dict[str, Any] = {"embedOptions": {"renderer": "canvas"}}
+"""Vega draws the charts on a canvas rather than as SVG (Streamlit's own choice above 2,000
+points a chart). As SVG, Compare's 11 charts over 1,000 trials were 7,600 DOM nodes that the
+browser laid out and painted again at every re-group. The PNG and SVG downloads do not
+depend on it (``core.analysis.charts.chart_png``, ``chart_svg``)."""
+
+
+def altair_chart(chart: alt.Chart | alt.LayerChart) -> None:
+    """``st.altair_chart`` at the page's width, drawn on a canvas (:data:`CANVAS`)."""
+    st.altair_chart(chart.properties(usermeta=CANVAS), width="stretch")
+
+
+class _Unvalidated:
+    """A chart whose ``to_dict`` skips Altair's check of the spec against the Vega-Lite schema.
+
+    The check walks the whole schema with jsonschema: 0.25 s of every Compare re-group (11
+    charts), for specs that CloudTune's own code builds the same way every time. The tests
+    draw the same charts through ``st.altair_chart``, which checks them, and compare the
+    elements (``tests/app_pages/test_pages.py``).
+    """
+
+    def __init__(self, chart: alt.Chart | alt.LayerChart) -> None:
+        self._chart = chart
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._chart.to_dict(validate=False)
 
 
 def chart_with_downloads(
@@ -65,7 +95,7 @@ def chart_with_downloads(
     from core.analysis.charts import chart_png, chart_svg
 
     if spec is None:
-        st.altair_chart(chart, width="stretch")
+        altair_chart(chart)
     else:
         st.vega_lite_chart(spec=spec, width="stretch")
     with st.popover("Download chart", icon=":material/download:"):

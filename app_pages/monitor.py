@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import friendly, get_store
+from app_pages._shared import altair_chart, friendly, get_store
 from core.analysis import charts
 from core.analysis.views import format_duration, platform_label, run_progress
 from core.runs import cancel_run, check_liveness, failure_alert, refresh_run, resume_run
@@ -85,7 +85,7 @@ def show_run(run_id: int) -> None:
         m3.metric("Best so far", "–" if progress.best is None else f"{progress.best:.4f}")
         epochs = store.epochs_frame([run.id])
         metric = (run.spec.get("objective") or {}).get("metric", "val_accuracy")
-        st.altair_chart(charts.learning_curves(epochs, metric), width="stretch")
+        altair_chart(charts.learning_curves(epochs, metric))
         trials = store.trials_frame(run_ids=[run.id])
         if not trials.empty:
             cols = ["trial", "status", "diverged", "objective", "duration_s", "cost_usd"] + [

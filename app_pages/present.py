@@ -9,7 +9,14 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages._shared import friendly, get_store, pick_group, pick_runs, show_details
+from app_pages._shared import (
+    altair_chart,
+    friendly,
+    get_store,
+    pick_group,
+    pick_runs,
+    show_details,
+)
 from core.analysis.charts import chart_png, chart_svg
 from core.analysis.report import StudyReport, load_report, render_html, report_file_name
 from core.analysis.report.slides import Slide, slides
@@ -146,7 +153,7 @@ def _show(slide: Slide, stem: str) -> None:
             for col, (label, value) in zip(cols, slide.figures[start : start + 4], strict=False):
                 col.metric(label, value)
     if slide.chart is not None:
-        st.altair_chart(slide.chart, width="stretch")
+        altair_chart(slide.chart)
         _downloads(slide, stem)
     if slide.table is not None and not slide.table.empty:
         st.table(slide.table, hide_index=True)

@@ -339,6 +339,46 @@ def test_check_names_each_missing_thing(aws: Harness) -> None:
     assert any("never stores secrets" in m for m in leaked)
 
 
+def test_region_table_is_the_one_image_uris_reads() -> None:
+    """The Settings check reads the SDK's image table instead of importing the SDK; for every
+    region AWS has, and a few it has not, it must say what image_uris.retrieve says."""
+    import boto3
+    from sagemaker.core import image_uris
+
+    regions = rq.image_regions(rq.DEFAULT_FRAMEWORK_VERSION)
+    assert regions is not None and "us-east-1" in regions
+    known = boto3.session.Session().get_available_regions("sagemaker")
+    for region in [*known, "mars-1", "us-east-9", ""]:
+        try:
+            image_uris.retrieve(
+                "tensorflow",
+                region=region,
+                version=rq.DEFAULT_FRAMEWORK_VERSION,
+                instance_type="ml.m5.xlarge",
+                image_scope="training",
+            )
+            has_image = True
+        except ValueError:
+            has_image = False
+        assert (region in regions) == has_image, region
+
+
+def test_the_settings_check_does_not_import_the_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from core.backends.sagemaker import request as rq; "
+        "assert rq.settings_problems({'region': 'mars-1'}); "
+        "assert not rq._region_problems({'region': 'eu-west-1'}); "
+        "print('sagemaker.core' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
 @contextmanager
 def _no_credentials() -> Iterator[None]:
     keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

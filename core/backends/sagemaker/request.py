@@ -244,13 +244,46 @@ def settings_problems(settings: Mapping[str, Any]) -> list[str]:
 
 def _region_problems(settings: Mapping[str, Any]) -> list[str]:
     name = str(settings["region"])
+    regions = image_regions(DEFAULT_FRAMEWORK_VERSION)
+    if regions is not None:
+        known = name in regions
+    else:  # the SDK's table could not be read: ask image_uris itself
+        try:
+            _image_uri(name, DEFAULT_FRAMEWORK_VERSION, instance_type(settings))
+            known = True
+        except ValueError as err:
+            known = "region" not in str(err).lower()
+    if known:
+        return []
+    return [f"The region {name!r} has no SageMaker TensorFlow images; use e.g. us-east-1."]
+
+
+@functools.lru_cache(maxsize=8)
+def image_regions(version: str) -> frozenset[str] | None:
+    """The regions with SageMaker's TensorFlow ``version`` training images, or None.
+
+    Read from the table ``sagemaker.core.image_uris`` itself reads
+    (``image_uri_config/tensorflow.json`` in the SDK), without importing the SDK: the import
+    takes 1.5-3 s, and the Settings page checks the region at every first visit. None when
+    the table is not where SDK v3 keeps it; the caller then asks ``image_uris``.
+    """
+    import importlib.util
+    from pathlib import Path
+
     try:
-        _image_uri(name, DEFAULT_FRAMEWORK_VERSION, instance_type(settings))
-    except ValueError as err:
-        if "region" not in str(err).lower():
-            return []
-        return [f"The region {name!r} has no SageMaker TensorFlow images; use e.g. us-east-1."]
-    return []
+        spec = importlib.util.find_spec("sagemaker.core")
+    except ImportError:
+        return None
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        table = Path(folder) / "image_uri_config" / "tensorflow.json"
+        try:
+            training = json.loads(table.read_text(encoding="utf-8"))["training"]
+            full = training.get("version_aliases", {}).get(version, version)
+            return frozenset(training["versions"][full]["registries"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 @functools.lru_cache(maxsize=64)
