@@ -109,8 +109,16 @@ elif view.comparison is not None:
         st.markdown(f"- {sentence}")
     for warning in comparison.warnings:
         st.caption(f"⚠ {warning}")
-    with st.expander("Descriptives, assumption checks, post-hoc comparisons and effect sizes"):
-        show_details(detail_sections(comparison, group, float(alpha)))
+    # lazy: its tables are built and drawn only while it is open (closed, they were a quarter
+    # of the browser's work at every re-group; bench/bench_pages.py)
+    details = st.expander(
+        "Descriptives, assumption checks, post-hoc comparisons and effect sizes",
+        key="cmp_details",
+        on_change="rerun",
+    )
+    if details.open:
+        with details:
+            show_details(detail_sections(comparison, group, float(alpha)))
     if show_reference:
         st.caption("Published study's table (reference, not computed from these trials):")
         st.dataframe(PUBLISHED_STATS, hide_index=True)
@@ -129,8 +137,14 @@ if view.blocked:
             st.markdown(f"- {sentence}")
         for warning in result.warnings:
             st.caption(f"⚠ {warning}")
-        with st.expander(f"{result.name}: paired comparisons (Holm-adjusted)"):
-            st.dataframe(result.paired_table(), hide_index=True, width="stretch")
+        paired = st.expander(
+            f"{result.name}: paired comparisons (Holm-adjusted)",
+            key=f"cmp_paired_{result.name}",
+            on_change="rerun",
+        )
+        if paired.open:
+            with paired:
+                st.dataframe(result.paired_table(), hide_index=True, width="stretch")
 
 st.subheader("Export")
 e1, e2, e3, e4 = st.columns(4)

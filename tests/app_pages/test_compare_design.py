@@ -58,6 +58,15 @@ def test_compare_shows_the_blocked_comparison_of_a_design(
     assert len(blocked) == 3  # time, cost and accuracy
     assert "Friedman rank test" in " ".join(blocked[-1]["Analysis"])
     assert blocked[-1]["Conclusion"].tolist() == ["Significant", "Significant"]
+    # the paired tables are built only when their expander opens
+    assert not [t for t in tables if list(t.columns)[:1] == ["Comparison"]]
+    suffix = ": paired comparisons (Holm-adjusted)"
+    names = [e.label.removesuffix(suffix) for e in app.expander if e.label.endswith(suffix)]
+    assert len(names) == 3
+    for name in names:
+        app.session_state[f"cmp_paired_{name}"] = True
+    app.run()
+    tables = [d.value for d in app.dataframe]
     paired = [t for t in tables if list(t.columns)[:1] == ["Comparison"]]
     assert len(paired) == 3 and "p (Wilcoxon, Holm)" in paired[-1].columns
     assert not any("p_t_holm" in t.columns for t in tables)  # no raw column names

@@ -264,7 +264,11 @@ def test_compare_opens_the_newest_study_with_trials_and_reads_plainly(
     visit(app, "app_pages/compare.py")
     picked = app.multiselect(key="cmp_runs").value
     assert sorted(picked) == sorted(r.id for r in store.list_runs(study))
-    # the details expander holds the report's readable tables, not raw result fields
+    # the details expander holds the report's readable tables, not raw result fields; they
+    # are built only while it is open
+    assert "Shapiro" not in " ".join(m.value for m in app.markdown)
+    app.session_state["cmp_details"] = True
+    app.run()
     cells = " ".join(
         " ".join(map(str, d.value.columns)) + " " + " ".join(map(str, d.value.to_numpy().ravel()))
         for d in app.dataframe
