@@ -1,7 +1,8 @@
 """CloudTune's entry point: registers the pages, sets layout and theme; nothing else.
 
-After the first page has run, the results pages' imports load in the background
-(``core.preload``); Compare and Present wait for them rather than import them alongside.
+After the first page has run, the results pages' imports load in the background, between
+page runs (``core.preload``); Compare and Present wait for them rather than import them
+alongside.
 """
 
 import streamlit as st
@@ -29,6 +30,7 @@ page = st.navigation(pages)
 if page in (compare, present):
     preload.wait()
 try:
-    page.run()
+    with preload.paused():
+        page.run()
 finally:
     preload.start()

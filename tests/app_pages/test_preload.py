@@ -59,3 +59,17 @@ def test_the_app_starts_the_preload_after_the_first_page(tmp_path: Path) -> None
         "print(preload.started(), preload.wait(300))\n"
     )
     assert _python(code, tmp_path) == "True True"
+
+
+def test_the_preload_holds_while_a_page_runs() -> None:
+    code = (
+        "import sys, time\n"
+        "from core import preload\n"
+        "with preload.paused():\n"
+        "    preload.start()\n"
+        "    time.sleep(1.0)\n"
+        "    held = not preload.wait(0) and 'altair' not in sys.modules\n"
+        "assert preload.wait(300)\n"
+        "print(held, 'scipy.stats' in sys.modules)\n"
+    )
+    assert _python(code) == "True True"
