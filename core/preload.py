@@ -3,8 +3,9 @@
 The Compare and Present pages need Altair, the statistics and SciPy: about 1.5 s of imports on
 a 2-core machine, which their first visit in a fresh server paid (``bench/bench_pages.py``).
 :func:`start` imports them on a daemon thread after the app's first page has run, while the
-user reads it, a module at a time and only while no page is running (:func:`paused`), so the
-next click does not share the interpreter with it for more than one module's import.
+user reads it: a module at a time, and only once no page has run for a second
+(:func:`paused`), so it does not compete with a page being run or drawn for more than one
+module's import.
 :func:`wait` is called before a page that needs them, so that page and the thread never import
 the same modules at once (Python's per-module import locks make two threads importing one
 module wait for each other, and a concurrent circular import can fail with a deadlock error).
@@ -42,14 +43,18 @@ MODULES: tuple[str, ...] = (
 """What the results pages import, in dependency order, in steps of 0.01-0.6 s (scipy.stats,
 whose package imports all of it, is the largest): the app's heaviest first-use cost."""
 
+QUIET_S = 1.0
+"""How long after the last page run the thread waits before its next module: the browser is
+still drawing that page, and on two cores the import would slow the drawing."""
 MAX_HOLD_S = 30.0
-"""The longest the thread waits for pages to finish before importing its next module."""
+"""The longest the thread waits for a quiet moment before importing its next module."""
 
 _lock = threading.Lock()
 _started = False
 _done = threading.Event()
 _idle = threading.Condition()
 _running = 0
+_last_end = 0.0
 
 
 def start() -> None:
@@ -81,7 +86,7 @@ def wait(timeout: float | None = None) -> bool:
 @contextmanager
 def paused() -> Iterator[None]:
     """Hold the preload between two of its modules while the enclosed page runs."""
-    global _running
+    global _running, _last_end
     with _idle:
         _running += 1
     try:
@@ -89,15 +94,26 @@ def paused() -> Iterator[None]:
     finally:
         with _idle:
             _running -= 1
+            _last_end = time.monotonic()
             _idle.notify_all()
+
+
+def _wait_quiet() -> None:
+    """Wait until no page runs and none has for :data:`QUIET_S` (at most :data:`MAX_HOLD_S`)."""
+    deadline = time.monotonic() + MAX_HOLD_S
+    with _idle:
+        while (now := time.monotonic()) < deadline:
+            if _running == 0 and now - _last_end >= QUIET_S:
+                return
+            wait = QUIET_S - (now - _last_end) if _running == 0 else deadline - now
+            _idle.wait(min(max(wait, 0.01), deadline - now))
 
 
 def _run() -> None:
     t0 = time.perf_counter()
     try:
         for name in MODULES:
-            with _idle:
-                _idle.wait_for(lambda: _running == 0, timeout=MAX_HOLD_S)
+            _wait_quiet()
             try:
                 importlib.import_module(name)
             except Exception as err:  # noqa: BLE001 - the page imports it again and says why
