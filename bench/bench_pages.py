@@ -296,9 +296,10 @@ def regroup(tab: Tab, group: str) -> dict[str, float]:
 
 
 def repetition(
-    browser: Any, home: Path, log: Any, profile: Path | None, app_root: Path
+    browser: Any, home: Path, log: Any, profile: Path | None, app_root: Path, think: float = 0.0
 ) -> dict[str, Any]:
-    """One fresh server and browser context: open, two rounds of pages, the re-groups."""
+    """One fresh server and browser context: open, two rounds of pages, the re-groups; with
+    ``think``, that many seconds on each page before the next click (a user reading it)."""
     port = _free_port()
     server = start_server(home, port, log, profile, app_root)
     try:
@@ -310,7 +311,12 @@ def repetition(
         # a page load counts from the navigation's start: 0 on the new page's clock
         moments = wait_rendered(tab.page, tab.watch, 0, "CloudTune", PAGES["Home"])
         opened = _sample(t0, moments, 0.0, (busy, tab.busy()))
-        rounds = [{title: visit(tab, title) for title in PAGES} for _ in range(2)]
+        rounds: list[dict[str, dict[str, float]]] = [{}, {}]
+        tab.page.wait_for_timeout(think * 1000)
+        for pages in rounds:
+            for title in PAGES:
+                pages[title] = visit(tab, title)
+                tab.page.wait_for_timeout(think * 1000)
         visit(tab, "Compare")
         groups = {group: regroup(tab, group) for group in REGROUPS}
         context.close()
@@ -435,7 +441,9 @@ def figures(reps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(repeats: int, profile: bool = False, baseline: Path | None = None) -> dict[str, Any]:
+def run(
+    repeats: int, profile: bool = False, baseline: Path | None = None, think: float = 0.0
+) -> dict[str, Any]:
     """Seed, then ``repeats`` repetitions; return the figures (with ``profile``, each run's
     cProfile summary instead of timings fit to compare: the profiler slows Python down).
 
@@ -466,7 +474,7 @@ def run(repeats: int, profile: bool = False, baseline: Path | None = None) -> di
             try:
                 for i in range(repeats):
                     for root in roots if i % 2 == 0 else roots[::-1]:
-                        reps[root].append(repetition(browser, home, log, folder, root))
+                        reps[root].append(repetition(browser, home, log, folder, root, think))
                         loads.append(os.getloadavg()[0])
                         last = reps[root][-1]
                         print(
@@ -497,9 +505,11 @@ def run(repeats: int, profile: bool = False, baseline: Path | None = None) -> di
         "benchmark": "page renders and a Compare re-group in Chromium",
         "command": "python -m bench.bench_pages"
         + (f" --baseline {baseline}" if baseline else "")
-        + (" --profile" if profile else ""),
+        + (" --profile" if profile else "")
+        + (f" --think {think:g}" if think else ""),
         "store": f"{N_RUNS} runs, {N_TRIALS} trials (tests.seed.seed_mixed_study)",
         "repeats": repeats,
+        "think_s": think,
         "targets": {"page_s": PAGE_TARGET_S, "regroup_s": REGROUP_TARGET_S},
         "checkout": checkout(ROOT),
         **figures(reps[ROOT]),
@@ -559,12 +569,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"profile every script run (cProfile) and write {PROFILE_RESULTS.name} instead",
     )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds on each page before the next click, as a user reading it (default 0: "
+        "click as soon as the page is drawn)",
+    )
     parser.add_argument("--out", type=Path, default=None, help=f"default {RESULTS}")
     args = parser.parse_args(argv)
     if args.profile and args.baseline:
         parser.error("--profile measures this checkout only; leave out --baseline")
     repeats = args.repeats or (1 if args.profile else 5)
-    result = run(repeats, profile=args.profile, baseline=args.baseline)
+    result = run(repeats, profile=args.profile, baseline=args.baseline, think=args.think)
     out = args.out or (PROFILE_RESULTS if args.profile else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
