@@ -1,4 +1,4 @@
-"""CloudTune's entry point: registers the pages, sets layout and theme; nothing else.
+"""CloudTune's entry point: registers the pages, sets layout and theme, starts the preload.
 
 After the first page has run, the results pages' imports load in the background, between
 page runs (``core.preload``); Compare and Present wait for them rather than import them
