@@ -47,7 +47,8 @@ def vega_lite_spec(chart: alt.Chart | alt.LayerChart) -> dict[str, Any]:
     Made once with the cached view a page shows and drawn with ``st.vega_lite_chart``, so a
     rerun does not convert the chart again: Altair's ``to_dict`` validates the whole spec
     against the Vega-Lite schema and Streamlit re-encodes every dataset, 10–40 ms a chart, which
-    was a third of a Compare rerun. It skips that schema check (:class:`_Unvalidated`). The conversion is Streamlit's own (the function behind
+    was a third of a Compare rerun. It skips that schema check (:class:`_Unvalidated`) and
+    draws on a canvas (:data:`CANVAS`). The conversion is Streamlit's own (the function behind
     ``st.altair_chart``), so the element is the same; ``tests/app_pages`` checks it is.
     """
     from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec

@@ -49,10 +49,10 @@ still drawing that page, and on two cores the import would slow the drawing."""
 MAX_HOLD_S = 30.0
 """The longest the thread waits for a quiet moment before importing its next module."""
 
-_lock = threading.Lock()
+_idle = threading.Condition()
+"""Guards the state below; notified when a page run ends."""
 _started = False
 _done = threading.Event()
-_idle = threading.Condition()
 _running = 0
 _last_end = 0.0
 
@@ -60,7 +60,7 @@ _last_end = 0.0
 def start() -> None:
     """Start importing :data:`MODULES` on a daemon thread; a no-op after the first call."""
     global _started
-    with _lock:
+    with _idle:
         if _started:
             return
         _started = True

@@ -49,7 +49,6 @@ def test_a_module_that_fails_to_import_does_not_stop_the_rest() -> None:
 
 
 def test_the_app_starts_the_preload_after_the_first_page(tmp_path: Path) -> None:
-
     code = (
         "from streamlit.testing.v1 import AppTest\n"
         "from core import preload\n"

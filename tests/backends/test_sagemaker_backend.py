@@ -343,20 +343,13 @@ def test_region_table_is_the_one_image_uris_reads() -> None:
     """The Settings check reads the SDK's image table instead of importing the SDK; for every
     region AWS has, and a few it has not, it must say what image_uris.retrieve says."""
     import boto3
-    from sagemaker.core import image_uris
 
     regions = rq.image_regions(rq.DEFAULT_FRAMEWORK_VERSION)
     assert regions is not None and "us-east-1" in regions
     known = boto3.session.Session().get_available_regions("sagemaker")
     for region in [*known, "mars-1", "us-east-9", ""]:
         try:
-            image_uris.retrieve(
-                "tensorflow",
-                region=region,
-                version=rq.DEFAULT_FRAMEWORK_VERSION,
-                instance_type="ml.m5.xlarge",
-                image_scope="training",
-            )
+            rq._image_uri(region, rq.DEFAULT_FRAMEWORK_VERSION, "ml.m5.xlarge")
             has_image = True
         except ValueError:
             has_image = False
