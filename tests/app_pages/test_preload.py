@@ -68,7 +68,7 @@ def test_the_preload_holds_while_a_page_runs() -> None:
         "    preload.start()\n"
         "    time.sleep(1.0)\n"
         "    held = not preload.wait(0) and 'altair' not in sys.modules\n"
-        "time.sleep(0.3)  # the page is still being drawn: no import yet\n"
+        "time.sleep(preload.QUIET_S / 2)  # the page is still being drawn: no import yet\n"
         "quiet = 'altair' not in sys.modules\n"
         "assert preload.wait(300)\n"
         "print(held, quiet, 'scipy.stats' in sys.modules)\n"
