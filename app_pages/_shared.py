@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     import altair as alt
 
 
+CHART_TABS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Totals": (("time-to-completion", "total-cost", "best-objective"),),
+    "Per trial": (("trial-time", "trial-cost", "trial-objective"),),
+    "Over time": (("history", "objective-vs-cost"), ("time-to-accuracy", "dollars-to-accuracy")),
+    "Parameters": (("parallel-coordinates",),),
+}
+"""The side-by-side charts, a tab a theme and a row a line of columns: time, cost and the
+objective side by side in the first two."""
+
+
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> Store:
     return Store(url)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_pages._shared import (
+    CHART_TABS,
     chart_with_downloads,
     get_store,
     pick_group,
@@ -46,7 +47,14 @@ def _view(
     view = compare_view(
         get_store(), list(run_ids), group, alpha=alpha, reference=reference, goal=goal
     )
-    return view, {name: vega_lite_spec(chart) for name, chart in view.charts.items()}
+    return view, {}  # the charts' specs, converted as their tab is first opened (_spec)
+
+
+def _spec(view, specs: dict, name: str) -> dict:  # noqa: ANN001 - the cached pair of _view
+    """A chart's Vega-Lite spec, converted once per view (the dict is cached with it)."""
+    if name not in specs:
+        specs[name] = vega_lite_spec(view.charts[name])
+    return specs[name]
 
 
 if not picked:
@@ -77,25 +85,29 @@ for note in view.notes:
     st.caption(f":material/info: {note}")
 
 st.subheader("Side by side")
-for row in (
-    ("time-to-completion", "total-cost", "best-objective"),
-    ("trial-time", "trial-cost", "trial-objective"),
-    ("history", "objective-vs-cost"),
-    ("time-to-accuracy", "dollars-to-accuracy"),
-    ("parallel-coordinates",),
-):
-    present = [name for name in row if name in view.charts]
-    for col, name in zip(st.columns(len(present)) if present else [], present, strict=True):
-        with col:
-            chart_with_downloads(view.charts[name], name, specs[name])
-    if view.cost_note and len(present) < len(row):
-        st.info(view.cost_note, icon=":material/payments:")
-        st.page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
-    if row[0] == "time-to-completion" and show_reference and group == "platform":
-        st.caption(
-            "◇ Published study (reference figures, not measured here; GCP AI Platform "
-            "is shown as Vertex AI, its successor)."
-        )
+# lazy: only the open tab's charts are drawn (all eleven at once were most of the browser's
+# work on a first visit and at every re-group; bench/bench_pages.py); the tab stays open
+# through a re-group
+tabs = st.tabs(list(CHART_TABS), key="cmp_charts", on_change="rerun")
+for tab, rows in zip(tabs, CHART_TABS.values(), strict=True):
+    if not tab.open:
+        continue
+    with tab:
+        for row in rows:
+            present = [name for name in row if name in view.charts]
+            for col, name in zip(st.columns(len(present)) if present else [], present, strict=True):
+                with col:
+                    chart_with_downloads(view.charts[name], name, _spec(view, specs, name))
+            if view.cost_note and len(present) < len(row):
+                st.info(view.cost_note, icon=":material/payments:")
+                st.page_link(
+                    "app_pages/settings.py", label="Open Settings", icon=":material/settings:"
+                )
+            if row[0] == "time-to-completion" and show_reference and group == "platform":
+                st.caption(
+                    "◇ Published study (reference figures, not measured here; GCP AI Platform "
+                    "is shown as Vertex AI, its successor)."
+                )
 
 st.subheader("Statistics")
 stats_table = None

@@ -10,7 +10,9 @@ bayesian and hyperband; epochs for every trial), then, ``--repeats`` times (defa
 2. clicks every page in the sidebar twice round: the first round is each page's first render
    in that server, the second a return to a page already seen;
 3. on Compare, changes "Group by" to groupings not yet computed (a cache miss each), then back
-   to one already shown (a hit).
+   to one already shown (a hit);
+4. opens Compare's other chart tabs (each draws its charts for the first time), goes back to
+   the first, and re-groups once more with the tab of the most charts open (Over time).
 
 A measurement runs, on the browser's own clock, from the pointer press until the browser has
 received Streamlit's ``script_finished`` message for the run it started (read from the app's
@@ -72,6 +74,12 @@ HEADINGS = {"Present": None, "Home": "CloudTune"}
 REGROUPS = ["strategy", "instance_type", "p_batch_size", "platform"]
 """Compare's groupings in the order picked: the first three are new (computed), the last was
 already shown by the tour (cached)."""
+CHART_TABS = ["Per trial", "Over time", "Parameters", "Totals"]
+"""Compare's chart tabs in the order opened after the re-groups (Totals, open from the start,
+last: back to one drawn before); a checkout without the tabs skips them."""
+REGROUP_IN_TAB = ("Over time", "run")
+"""A re-group to a new grouping (ten runs: the most groups) with the tab of the most charts and
+points open (history and time to accuracy)."""
 READY_JS = """
 ([heading, key]) => {
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
@@ -295,6 +303,19 @@ def regroup(tab: Tab, group: str) -> dict[str, float]:
     return sample
 
 
+def open_chart_tab(tab: Tab, label: str) -> dict[str, float] | None:
+    """Open Compare's chart tab ``label``; time it until its charts are drawn (None: no tab)."""
+    button = tab.page.get_by_role("tab", name=label, exact=True)
+    if button.count() == 0:
+        return None
+    button.first.scroll_into_view_if_needed()
+    before, busy = tab.watch.done(), tab.busy()
+    t0 = time.monotonic()
+    button.first.click()
+    moments = wait_rendered(tab.page, tab.watch, before, "Compare", PAGES["Compare"])
+    return _sample(t0, moments, tab.pressed(), (busy, tab.busy()))
+
+
 def repetition(
     browser: Any, home: Path, log: Any, profile: Path | None, app_root: Path, think: float = 0.0
 ) -> dict[str, Any]:
@@ -319,8 +340,20 @@ def repetition(
                 tab.page.wait_for_timeout(think * 1000)
         visit(tab, "Compare")
         groups = {group: regroup(tab, group) for group in REGROUPS}
+        tabs = {label: open_chart_tab(tab, label) for label in CHART_TABS}
+        in_tab: dict[str, dict[str, float]] = {}
+        if tabs[REGROUP_IN_TAB[0]] is not None:
+            open_chart_tab(tab, REGROUP_IN_TAB[0])
+            in_tab[" ".join(REGROUP_IN_TAB)] = regroup(tab, REGROUP_IN_TAB[1])
         context.close()
-        return {"open": opened, "first": rounds[0], "again": rounds[1], "regroup": groups}
+        return {
+            "open": opened,
+            "first": rounds[0],
+            "again": rounds[1],
+            "regroup": groups,
+            "tabs": {k: v for k, v in tabs.items() if v is not None},
+            "regroup_in_tab": in_tab,
+        }
     finally:
         stop_server(server)
 
@@ -363,7 +396,7 @@ def profiles_of(reps: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rep = reps[0]
     measured = {"open": rep["open"]}
-    for part in ("first", "again", "regroup"):
+    for part in ("first", "again", "regroup", "tabs", "regroup_in_tab"):
         measured.update({f"{part} {k}": v for k, v in rep[part].items()})
     for label, sample in measured.items():
         mine = [p for start, p in runs if sample["_t0"] - 0.05 <= start <= sample["_t1"]]
@@ -420,6 +453,8 @@ def figures(reps: list[dict[str, Any]]) -> dict[str, Any]:
     again = {p: _split([r["again"][p] for r in reps]) for p in PAGES}
     groups = {g: _split([r["regroup"][g] for r in reps]) for g in REGROUPS}
     computed = [r["regroup"][g]["total_s"] for r in reps for g in REGROUPS[:-1]]
+    tabs = {t: _split([r["tabs"][t] for r in reps]) for t in CHART_TABS if t in reps[0]["tabs"]}
+    in_tab = {k: _split([r["regroup_in_tab"][k] for r in reps]) for k in reps[0]["regroup_in_tab"]}
     worst_page = max(v["median_s"] for v in first.values())
     worst_again = max(v["median_s"] for v in again.values())
     met = {
@@ -433,6 +468,8 @@ def figures(reps: list[dict[str, Any]]) -> dict[str, Any]:
         "visit_again": again,
         "regroup": groups,
         "regroup_computed": summary(computed),
+        "chart_tabs": tabs,
+        "regroup_in_tab": in_tab,
         "worst_first_visit_median_s": worst_page,
         "worst_visit_again_median_s": worst_again,
         "targets_met": met,
@@ -539,6 +576,12 @@ def report(fig: dict[str, Any], title: str) -> None:
     for g, v in fig["regroup"].items():
         print(
             f"re-group {g:<14}{v['median_s']:>6.2f} [{v['min_s']:.2f}–{v['max_s']:.2f}]"
+            f"  run {v['median_run_s']:.2f} browser {v['median_browser_busy_s']:.2f}"
+        )
+    for t, v in {**fig.get("chart_tabs", {}), **fig.get("regroup_in_tab", {})}.items():
+        what = f"tab {t}" if t in CHART_TABS else f"re-group, tab {t}"
+        print(
+            f"{what:<23}{v['median_s']:>6.2f} [{v['min_s']:.2f}–{v['max_s']:.2f}]"
             f"  run {v['median_run_s']:.2f} browser {v['median_browser_busy_s']:.2f}"
         )
     print(

@@ -185,6 +185,14 @@ def test_define_launch_monitor_compare_download(
         expect(page.get_by_text(re.compile("between strategies")).first).to_be_visible()
         stats = page.locator('[data-testid="stDataFrame"]').first
         expect(stats).to_be_visible()
+        # the chart tabs: only the open tab's charts are drawn, each on a canvas
+        # (Totals: time and best objective; no cost chart, a local run has no price here)
+        canvases = page.locator('[data-testid="stVegaLiteChart"] canvas')
+        expect(canvases).to_have_count(2)
+        page.get_by_role("tab", name="Parameters", exact=True).click()
+        expect(canvases).to_have_count(1)  # parallel coordinates alone
+        page.get_by_role("tab", name="Totals", exact=True).click()
+        expect(canvases).to_have_count(2)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "6-compare-by-strategy.png"), full_page=True)
         with page.expect_download() as info:

@@ -182,25 +182,40 @@ def test_compare_shows_the_statistics_table_and_its_csv(
 def test_compare_draws_the_charts_st_altair_chart_would(
     app: AppTest, store: Store, published_spec
 ) -> None:
-    """Compare converts each chart once per view (skipping Altair's schema check) and draws it
-    with st.vega_lite_chart on a canvas: the elements must be exactly what st.altair_chart
-    sends for the same charts with the same renderer, and st.altair_chart checks the schema."""
+    """Compare draws only the open chart tab's charts (Totals at first), converting each chart
+    once per view (skipping Altair's schema check) and drawing it with st.vega_lite_chart on a
+    canvas: tab by tab, the elements must be exactly what st.altair_chart sends for the same
+    charts with the same renderer, and st.altair_chart checks the schema."""
+    from app_pages._shared import CHART_TABS
+
     seed(store, published_spec)
     app.run()
     visit(app, "app_pages/compare.py")
-    shown = [chart.proto for chart in app.get("vega_lite_chart")]
+    assert [t.label for t in app.tabs] == list(CHART_TABS)
+    shown = []
+    for label in CHART_TABS:
+        app.session_state["cmp_charts"] = label
+        app.run()
+        assert not app.exception
+        drawn = [chart.proto for chart in app.get("vega_lite_chart")]
+        names = [n for row in CHART_TABS[label] for n in row]
+        assert len(drawn) == len(names), label  # the other tabs' charts are not sent
+        shown += drawn
 
     def draw_with_altair_chart() -> None:
         import streamlit as st
 
+        from app_pages._shared import CHART_TABS
         from core.analysis.comparison import compare_view
         from core.store import Store
 
         store = Store()
         runs = sorted(r.id for r in store.list_runs())
-        for chart in compare_view(store, runs, "platform").charts.values():
-            canvas = {"embedOptions": {"renderer": "canvas"}}
-            st.altair_chart(chart.properties(usermeta=canvas), width="stretch")
+        charts = compare_view(store, runs, "platform").charts
+        for rows in CHART_TABS.values():
+            for name in (n for row in rows for n in row):
+                canvas = {"embedOptions": {"renderer": "canvas"}}
+                st.altair_chart(charts[name].properties(usermeta=canvas), width="stretch")
 
     expected = AppTest.from_function(draw_with_altair_chart, default_timeout=120).run()
     assert not expected.exception
