@@ -270,16 +270,21 @@ def _sample(
     }
 
 
+def timed_click(tab: Tab, target: Any, heading: str | None, key: str | None) -> dict[str, float]:
+    """Click ``target`` (a Playwright locator); time it until the run it starts is drawn, with
+    ``heading`` and ``key`` shown (see :func:`wait_rendered`)."""
+    before, busy = tab.watch.done(), tab.busy()
+    t0 = time.monotonic()
+    target.click()
+    moments = wait_rendered(tab.page, tab.watch, before, heading, key)
+    return _sample(t0, moments, tab.pressed(), (busy, tab.busy()))
+
+
 def visit(tab: Tab, title: str) -> dict[str, float]:
     """Click ``title`` in the sidebar; time it until the page is drawn."""
     link = tab.page.get_by_role("link", name=title, exact=True).first
     link.wait_for()
-    before, busy = tab.watch.done(), tab.busy()
-    t0 = time.monotonic()
-    link.click()
-    heading = HEADINGS.get(title, title)
-    moments = wait_rendered(tab.page, tab.watch, before, heading, PAGES[title])
-    return _sample(t0, moments, tab.pressed(), (busy, tab.busy()))
+    return timed_click(tab, link, HEADINGS.get(title, title), PAGES[title])
 
 
 def regroup(tab: Tab, group: str) -> dict[str, float]:
@@ -292,11 +297,7 @@ def regroup(tab: Tab, group: str) -> dict[str, float]:
     box.click()
     option = tab.page.get_by_role("option", name=label, exact=True).first
     option.wait_for()
-    before, busy = tab.watch.done(), tab.busy()
-    t0 = time.monotonic()
-    option.click()
-    moments = wait_rendered(tab.page, tab.watch, before, "Compare", PAGES["Compare"])
-    sample = _sample(t0, moments, tab.pressed(), (busy, tab.busy()))
+    sample = timed_click(tab, option, "Compare", PAGES["Compare"])
     shown = box.locator("input").first.input_value()
     if label not in shown:
         raise RuntimeError(f"Group by shows {shown!r} after picking {group}")
@@ -309,11 +310,7 @@ def open_chart_tab(tab: Tab, label: str) -> dict[str, float] | None:
     if button.count() == 0:
         return None
     button.first.scroll_into_view_if_needed()
-    before, busy = tab.watch.done(), tab.busy()
-    t0 = time.monotonic()
-    button.first.click()
-    moments = wait_rendered(tab.page, tab.watch, before, "Compare", PAGES["Compare"])
-    return _sample(t0, moments, tab.pressed(), (busy, tab.busy()))
+    return timed_click(tab, button.first, "Compare", PAGES["Compare"])
 
 
 def repetition(
